@@ -1,0 +1,4 @@
+export * from './schema';
+export * from './validate';
+export * from './canonical';
+export * from './load';
