@@ -1,0 +1,4 @@
+export * from './measures';
+export * from './svg';
+export * from './html';
+export * from './write';
