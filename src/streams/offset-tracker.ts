@@ -33,8 +33,8 @@ export class OffsetTracker {
 
   /** Records a delivered offset. Throws when it is not above the partition's previous one. */
   track(position: RecordPosition): void {
+    const last = this.lastTracked(position.topic, position.partition);
     const state = this.stateOf(position.topic, position.partition, true);
-    const last = state.offsets.length > state.head ? state.offsets[state.offsets.length - 1] : state.nextOffset - 1;
     if (position.offset <= last) {
       throw new Error(
         `offset ${position.offset} of ${position.topic}/${position.partition} was tracked after offset ${last}; ` +
@@ -71,6 +71,25 @@ export class OffsetTracker {
       state.head = 0;
     }
     return true;
+  }
+
+  /**
+   * Forgets a partition's pending offsets, for a consumer that reads the partition again from
+   * an earlier offset (after a rebalance). Later acks of forgotten offsets are ignored unless
+   * the offset is tracked again.
+   */
+  reset(topic: string, partition: number): void {
+    const state = this.stateOf(topic, partition, false);
+    if (state === undefined) return;
+    this.pending -= state.offsets.length - state.head - state.acked.size;
+    this.partitions.delete(`${partition}:${topic}`);
+  }
+
+  /** Returns the last offset tracked for a partition, or -1 when none is. */
+  lastTracked(topic: string, partition: number): number {
+    const state = this.stateOf(topic, partition, false);
+    if (state === undefined) return -1;
+    return state.offsets.length > state.head ? state.offsets[state.offsets.length - 1] : state.nextOffset - 1;
   }
 
   /**

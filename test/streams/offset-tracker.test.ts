@@ -84,3 +84,18 @@ test('tracker compacts a long acknowledged prefix', () => {
   assert.equal(tracker.ack(at(7500)), true, 'acks still find offsets after compaction');
   assert.equal(tracker.inFlight, 999);
 });
+
+test('tracker reset forgets pending offsets', () => {
+  const tracker = new OffsetTracker();
+  for (const offset of [0, 1, 2]) tracker.track(at(offset));
+  tracker.track(at(0, 1));
+  tracker.ack(at(1));
+  assert.equal(tracker.lastTracked('t', 0), 2);
+  tracker.reset('t', 0);
+  assert.equal(tracker.inFlight, 1);
+  assert.equal(tracker.lastTracked('t', 0), -1);
+  assert.equal(tracker.ack(at(2)), false);
+  tracker.track(at(1));
+  tracker.ack(at(1));
+  assert.deepEqual(tracker.committable(), [at(2)]);
+});

@@ -1,0 +1,59 @@
+/**
+ * Graceful stop on SIGINT and SIGTERM for long-running commands.
+ *
+ * The first signal calls `stop`, which should stop fetching, let records in flight finish and
+ * commit; the command then closes its transport and returns, so the process exits with code 0.
+ * A second signal exits at once with code 130, the shell's code for an interrupt.
+ */
+import { childLogger } from '../util/logger';
+import { errorMessage } from '../util/errors';
+
+export const EXIT_INTERRUPTED = 130;
+const SIGNALS: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'];
+
+export interface ShutdownHandle {
+  /** True once a signal arrived. */
+  readonly requested: boolean;
+  /** Aborts on the first signal, for code that takes an AbortSignal. */
+  readonly signal: AbortSignal;
+  /** Removes the signal handlers. */
+  dispose(): void;
+}
+
+/**
+ * Installs SIGINT and SIGTERM handlers that call `stop` on the first signal and exit with
+ * code 130 on the second. `exit` is replaceable for tests.
+ */
+export function onShutdownSignal(
+  stop: () => void | Promise<void>,
+  exit: (code: number) => void = (code) => process.exit(code),
+): ShutdownHandle {
+  const log = childLogger('shutdown');
+  const controller = new AbortController();
+  let requested = false;
+
+  const handler = (signal: NodeJS.Signals): void => {
+    if (requested) {
+      log.warn({ signal }, 'second signal, exiting at once');
+      exit(EXIT_INTERRUPTED);
+      return;
+    }
+    requested = true;
+    log.info({ signal }, 'stopping: finishing records in flight, press Ctrl-C again to exit at once');
+    controller.abort();
+    Promise.resolve()
+      .then(stop)
+      .catch((error: unknown) => log.error({ err: errorMessage(error) }, 'graceful stop failed'));
+  };
+  for (const signal of SIGNALS) process.on(signal, handler);
+
+  return {
+    get requested() {
+      return requested;
+    },
+    signal: controller.signal,
+    dispose: () => {
+      for (const signal of SIGNALS) process.off(signal, handler);
+    },
+  };
+}
