@@ -1,6 +1,6 @@
 /**
- * How tsalign turns Avro schemas into avsc types. Every schema of the project is parsed here, so
- * these are the project's rules for mapping Avro to JavaScript values:
+ * Parsing of Avro schemas into avsc types. Every schema of the project is parsed here, so these
+ * are the project's rules for mapping Avro to JavaScript values:
  *
  * - Unions: only `["null", T]` is allowed, and it is never wrapped. Its value is `null` or a
  *   plain `T` (not `{ string: "x" }`), and the field has `"default": null`. Any other union is
@@ -38,7 +38,12 @@ export const bigintLongType = avro.types.LongType.__with({
   toJSON: (value: bigint): string => value.toString(),
   isValid: (value: unknown): boolean =>
     typeof value === 'bigint' && value >= LONG_MIN && value <= LONG_MAX,
-  compare: (a: bigint, b: bigint): number => (a === b ? 0 : a < b ? -1 : 1),
+  compare: (a: bigint, b: bigint): number => {
+    if (a === b) {
+      return 0;
+    }
+    return a < b ? -1 : 1;
+  },
 });
 
 /**
@@ -70,9 +75,8 @@ export function parseAvroType(schema: object, source: string): avro.Type {
  *   prototype at `Object.prototype` makes decoded records plain objects.
  * - Enums: avsc looks symbols up in a plain object, so `"toString"` or `"constructor"` would
  *   pass as a symbol and encode garbage. A null prototype leaves only the real symbols.
- * NOTE: both rely on avsc 5.7 internals (`recordConstructor`, `_indices`); the serde tests
- * check decoded prototypes and inherited enum names, so an avsc upgrade that breaks either
- * fails there.
+ * NOTE: both rely on avsc 5.7 internals (`recordConstructor`, `_indices`). The serde tests check
+ * decoded prototypes and inherited enum names, so an avsc upgrade that breaks either fails them.
  */
 function patchAvscTypes(type: avro.Type): void {
   const visited = new Set<avro.Type>();

@@ -1,6 +1,7 @@
 /**
- * Parsing Canonical Form and CRC-64-AVRO fingerprints of Avro schemas, as the Avro 1.11
+ * Parsing Canonical Form and CRC-64-AVRO fingerprints of Avro schemas, as the Avro
  * specification defines them ("Parsing Canonical Form for Schemas" and "Schema Fingerprints").
+ * The tests check both against Apache Avro's share/test/data/schema-tests.txt.
  *
  * Byte order: a fingerprint is written as 16 lowercase hex digits of the 8 fingerprint bytes in
  * little-endian order, the order the specification's single-object encoding puts on the wire
@@ -43,11 +44,11 @@ export function crc64Avro(bytes: Uint8Array): bigint {
 /**
  * Returns the Parsing Canonical Form of a schema given as parsed JSON or as JSON text.
  *
- * Applies the specification's transformations: primitives in simple form, full names for named
- * types, only `name`, `type`, `fields`, `symbols`, `items`, `values` and `size` kept, in that
- * order, a named type written out at its first occurrence and referenced by full name after,
- * and no whitespace. `JSON.stringify` writes non-ASCII characters as UTF-8 and integers without
- * leading zeros, as the form requires.
+ * Applies the specification's transformations. Primitives take their simple form and named types
+ * their full names. Only `name`, `type`, `fields`, `symbols`, `items`, `values` and `size` are
+ * kept, in that order. A named type is written out at its first occurrence and referenced by
+ * full name after it. `JSON.stringify` adds no whitespace, writes non-ASCII characters as
+ * UTF-8 and integers without leading zeros, as the form requires.
  */
 export function parsingCanonicalForm(schema: unknown): string {
   const parsed = typeof schema === 'string' ? parseSchemaText(schema) : schema;
@@ -66,7 +67,7 @@ export function schemaFingerprint(schema: object | string): string {
 }
 
 function parseSchemaText(text: string): unknown {
-  // A bare primitive or type name is valid Avro schema text without JSON quotes around it.
+  // Accept a bare primitive name such as `int` as well as its JSON form `"int"`.
   if (PRIMITIVES.has(text)) {
     return text;
   }

@@ -78,7 +78,7 @@ export function loadSchemaRegistry(options: RegistryOptions = {}): SchemaRegistr
     const named = writer.namedFingerprint;
     if (named !== undefined && named !== fingerprint) {
         throw new UsageError(
-          `Invalid schema history file ${source}: its name says fingerprint ${named}, but the ` +
+          `Invalid schema history file ${source}: its name contains fingerprint ${named}, but the ` +
             `schema's fingerprint is ${fingerprint}. Rename it to ${recordType}.${fingerprint}.avsc.`,
       );
     }

@@ -170,8 +170,8 @@ function read<T extends RecordTypeName>(
 ): RecordTypes[T] {
   try {
     // NOTE: avsc trusts the block counts of arrays and maps, so a corrupt count can make it
-    // loop and allocate up to that count before it fails; only a length check per block in
-    // avsc would bound it.
+    // loop and allocate up to that count before it fails. Only a length check per block inside
+    // avsc would bound this.
     return codec.type.fromBuffer(value, resolver) as RecordTypes[T];
   } catch (error) {
     throw new AvroDecodeError(

@@ -38,7 +38,8 @@ export function findValidationError(
   if (violations.length > 1) {
     const others = violations.slice(1, 4).map((violation) => violation.path || 'the record');
     const more = violations.length > 4 ? ', ...' : '';
-    message += ` ${violations.length - 1} more invalid fields: ${others.join(', ')}${more}.`;
+    const count = violations.length - 1;
+    message += ` ${count} more invalid field${count === 1 ? '' : 's'}: ${others.join(', ')}${more}.`;
   }
   message += ' Fix the value before encoding it.';
   return new SchemaValidationError(message, first.path, first.value);
