@@ -6,11 +6,12 @@ import { after, describe, test } from 'node:test';
 
 import {
   DEFAULT_SCHEMA_DIR,
+  RECORD_TYPE_NAMES,
   UnknownSchemaError,
   createSerde,
   schemaFingerprint,
 } from '../../src/streams/avro/index.js';
-import type { Prompt } from '../../src/streams/records.js';
+import type { Prompt, RecordTypeName } from '../../src/streams/records.js';
 import { UsageError } from '../../src/util/errors.js';
 
 const tempDirs: string[] = [];
@@ -54,6 +55,32 @@ const prompt: Prompt = {
 
 describe('Avro schema evolution', () => {
   const oldSerde = createSerde();
+
+  test('released schemas stay readable', () => {
+    // Fingerprints of the schemas tsalign has written so far. When a schema changes, this test
+    // fails until the old schema is kept as schemas/history/<Type>.<fingerprint>.avsc, because
+    // topics still hold messages written with it.
+    const released: Record<RecordTypeName, string[]> = {
+      Prompt: ['5daea9352fa5547c'],
+      CandidateSet: ['e488169c4df5b953'],
+      Judgment: ['8cf13bab0d943282'],
+      PreferencePair: ['0e376cf04cfb8606'],
+      ModelUpdate: ['5fccaa767292c1df'],
+      RoundManifest: ['50f69bd002dad4fa'],
+      Metric: ['313b365c5f3cc56a'],
+      DeadLetter: ['cc680f11f8e0c8ec'],
+    };
+    for (const recordType of RECORD_TYPE_NAMES) {
+      const readable = oldSerde.writerFingerprints(recordType);
+      for (const fingerprint of released[recordType]) {
+        assert.ok(
+          readable.includes(fingerprint),
+          `${recordType} schema ${fingerprint} is no longer readable: move the old schema to ` +
+            `schemas/history/${recordType}.${fingerprint}.avsc and add the new fingerprint here.`,
+        );
+      }
+    }
+  });
 
   test('newer reader reads old messages', () => {
     const oldFingerprint = schemaFingerprint(currentPromptSchema);
