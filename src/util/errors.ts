@@ -5,7 +5,7 @@
 
 /** Invalid usage or input: a bad flag, a bad config key, a malformed record. Exit code 2. */
 export class UsageError extends Error {
-  override readonly name = 'UsageError';
+  override name: string = 'UsageError';
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
   }
@@ -13,7 +13,7 @@ export class UsageError extends Error {
 
 /** A failure that a retry may fix: timeouts, 429, 5xx, connection resets. */
 export class RetriableError extends Error {
-  override readonly name = 'RetriableError';
+  override name: string = 'RetriableError';
   readonly retriable = true;
   constructor(
     message: string,

@@ -4,9 +4,9 @@ import { UsageError } from '../../util/errors.js';
 
 /**
  * A record does not match its schema; `path` names the field, e.g. `candidates[2].logprob`.
- * Its `name` stays `UsageError` because UsageError fixes that property's type.
  */
 export class SchemaValidationError extends UsageError {
+  override name = 'SchemaValidationError';
   constructor(
     message: string,
     /** Field path from the record root; `''` when the record itself is invalid. */
