@@ -47,8 +47,13 @@ export interface TopicSourceOptions<K extends RecordTypeName> {
   from: StartPosition;
   /** Un-acknowledged records after which fetching pauses. */
   maxInFlight: number;
-  /** Topic for messages that cannot be decoded; without one such a message errors the stream. */
+  /** Topic for messages that cannot be decoded, written as DeadLetter records. */
   dlq?: string;
+  /**
+   * Called for a message that cannot be decoded when there is no `dlq`; the message is then
+   * acknowledged and skipped. Without `dlq` or this callback such a message errors the stream.
+   */
+  onUndecodable?: (message: ConsumedMessage, error: Error) => void;
   /** Milliseconds between commits while acks arrive. Default 1000. */
   commitIntervalMs?: number;
   /** Milliseconds an unsubscribed source waits for in-flight acks before its last commit. Default 5000. */
@@ -200,6 +205,12 @@ class SourceSession<T> {
   private async deadLetter(message: ConsumedMessage, error: Error): Promise<void> {
     const { partition, offset } = message;
     const dlq = this.options.dlq;
+    if (dlq === undefined && this.options.onUndecodable !== undefined) {
+      this.tracker.track(message);
+      this.options.onUndecodable(message, error);
+      this.acknowledge(message);
+      return;
+    }
     if (dlq === undefined) {
       throw new Error(
         `cannot decode ${this.options.recordType} at ${message.topic} partition ${partition} offset ${offset}: ${error.message}`,

@@ -1,7 +1,14 @@
 import type { Command } from 'commander';
+import { registerFeed } from './feed';
+import { registerTap } from './tap';
+import { registerTopics } from './topics';
 
 /**
  * The subcommands of `tsalign`. Each module exports a function that adds its command to the
  * program; add a line here when you add a command.
  */
-export const commandRegistrars: Array<(program: Command) => void> = [];
+export const commandRegistrars: Array<(program: Command) => void> = [
+  registerFeed,
+  registerTap,
+  registerTopics,
+];
