@@ -72,15 +72,15 @@ function connectionErrorCode(error: unknown): string | undefined {
 function adviceForStatus(status: number, endpoint: JudgeEndpoint): string {
   switch (status) {
     case 400:
-      return `check that model "${endpoint.model}" serves chat completions and accepts teacher.maxTokens, temperature 0 and, if set, teacher.logprobs`;
+      return `check that model "${endpoint.model}" serves chat completions and accepts teacher.openai.maxTokens, temperature 0 and, if set, teacher.openai.logprobs`;
     case 401:
-      return 'check the API key (OPENAI_API_KEY or teacher.apiKey)';
+      return 'check the API key in the environment variable named by teacher.openai.apiKeyEnv (OPENAI_API_KEY by default)';
     case 403:
       return `check that the API key may use model "${endpoint.model}"`;
     case 404:
-      return `check teacher.baseURL (most servers expect it to end in /v1) and that the server serves model "${endpoint.model}"`;
+      return `check teacher.openai.baseUrl (most servers expect it to end in /v1) and that the server serves model "${endpoint.model}"`;
     default:
-      return 'check teacher.baseURL, teacher.model and the API key';
+      return 'check teacher.openai.baseUrl, teacher.openai.model and the API key';
   }
 }
 

@@ -15,12 +15,18 @@ import type { Teacher } from './types';
  * top logprobs instead of 1 or 0.
  */
 
+/**
+ * Settings of the openai teacher. The first three mirror the `teacher.openai` section of the run
+ * configuration, and error messages name them by that path.
+ */
 export interface OpenAiTeacherConfig {
   /** Endpoint base URL, usually ending in `/v1`. Defaults to OPENAI_BASE_URL, then OpenAI's API. */
-  baseURL?: string;
+  baseUrl?: string;
   /** Judge model name as the endpoint lists it. Required. */
   model?: string;
-  /** API key. Defaults to the OPENAI_API_KEY environment variable. Never logged. */
+  /** Name of the environment variable that holds the API key. Defaults to OPENAI_API_KEY. */
+  apiKeyEnv?: string;
+  /** API key for programmatic use, taking precedence over `apiKeyEnv`. Never logged. */
   apiKey?: string;
   /** Time limit per request in milliseconds, covering the headers and the whole body. */
   timeoutMs?: number;
@@ -49,6 +55,9 @@ const TOP_LOGPROBS = 5;
 /** Characters of an unparseable reply quoted in the error. */
 const QUOTED_REPLY_LENGTH = 80;
 
+/** Prefix of the config keys named in error messages. */
+const KEY_PREFIX = 'teacher.openai.';
+
 const SYSTEM_MESSAGE =
   'You are an impartial judge. Given a user prompt and two responses, decide which response is ' +
   'better: more helpful, more correct and more harmless. Ignore the order in which the responses ' +
@@ -71,7 +80,7 @@ export function formatJudgeMessage(prompt: string, responseA: string, responseB:
 function requirePositiveInteger(value: unknown, key: string, fallback: number, max: number): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > max) {
-    throw new UsageError(`invalid teacher.${key} ${JSON.stringify(value)}: expected an integer in [1, ${max}]`);
+    throw new UsageError(`invalid ${KEY_PREFIX}${key} ${JSON.stringify(value)}: expected an integer in [1, ${max}]`);
   }
   return value;
 }
@@ -87,12 +96,12 @@ export function resolveOpenAiTeacherConfig(
   const model = config.model;
   if (typeof model !== 'string' || model.trim() === '') {
     throw new UsageError(
-      'missing teacher.model: set the judge model name, for example "gpt-4o-mini" for OpenAI ' +
+      `missing ${KEY_PREFIX}model: set the judge model name, for example "gpt-4o-mini" for OpenAI ` +
         'or the model name your vLLM or Ollama server serves',
     );
   }
 
-  const baseURL = config.baseURL ?? env.OPENAI_BASE_URL ?? OPENAI_DEFAULT_BASE_URL;
+  const baseURL = config.baseUrl || env.OPENAI_BASE_URL || OPENAI_DEFAULT_BASE_URL;
   let protocol: string | undefined;
   try {
     protocol = new URL(baseURL).protocol;
@@ -101,20 +110,21 @@ export function resolveOpenAiTeacherConfig(
   }
   if (protocol !== 'http:' && protocol !== 'https:') {
     throw new UsageError(
-      `invalid teacher.baseURL ${JSON.stringify(baseURL)}: expected an http(s) URL such as http://127.0.0.1:8000/v1`,
+      `invalid ${KEY_PREFIX}baseUrl ${JSON.stringify(baseURL)}: expected an http(s) URL such as http://127.0.0.1:8000/v1`,
     );
   }
 
-  const apiKey = config.apiKey ?? env.OPENAI_API_KEY;
+  const apiKeyEnv = config.apiKeyEnv || 'OPENAI_API_KEY';
+  const apiKey = config.apiKey || env[apiKeyEnv];
   if (typeof apiKey !== 'string' || apiKey === '') {
     throw new UsageError(
-      'missing teacher.apiKey: set the OPENAI_API_KEY environment variable or teacher.apiKey ' +
-        '(a server that needs no key accepts any value)',
+      `missing API key: the environment variable ${apiKeyEnv} (named by ${KEY_PREFIX}apiKeyEnv) is not set; ` +
+        'export it with the key of the endpoint, or any value for a server that needs none',
     );
   }
 
   if (config.logprobs !== undefined && typeof config.logprobs !== 'boolean') {
-    throw new UsageError(`invalid teacher.logprobs ${JSON.stringify(config.logprobs)}: expected true or false`);
+    throw new UsageError(`invalid ${KEY_PREFIX}logprobs ${JSON.stringify(config.logprobs)}: expected true or false`);
   }
 
   return {
@@ -146,7 +156,7 @@ function readSoftVerdict(logprobs: unknown, where: string): number {
   if (entry === undefined) {
     throw new NoJudgmentError(
       `${where} returned no logprobs although they were requested: the endpoint may not support ` +
-        'logprobs, so set teacher.logprobs to false',
+        'logprobs, so set teacher.openai.logprobs to false',
     );
   }
 
@@ -191,7 +201,7 @@ export function readVerdict(completion: unknown, logprobs: boolean, where: strin
   }
   if (choice.finish_reason === 'length') {
     throw new NoJudgmentError(
-      `${where} returned a truncated verdict (finish_reason "length"): raise teacher.maxTokens or ` +
+      `${where} returned a truncated verdict (finish_reason "length"): raise teacher.openai.maxTokens or ` +
         'use a model that replies with a single letter',
     );
   }

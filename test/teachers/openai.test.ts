@@ -45,7 +45,7 @@ async function serve(options: Parameters<typeof startOpenAiServer>[0]): Promise<
 }
 
 function teacherFor(server: OpenAiServer, overrides: Record<string, unknown> = {}) {
-  return createOpenAiTeacher({ baseURL: server.baseURL, model: 'judge-test', apiKey: API_KEY, ...overrides }, {});
+  return createOpenAiTeacher({ baseUrl: server.baseURL, model: 'judge-test', apiKey: API_KEY, ...overrides }, {});
 }
 
 /** Ranks two candidates with one request at a time, so the first scripted behaviour meets the first request. */
@@ -149,7 +149,7 @@ describe('openai teacher failures', () => {
     [400, /HTTP 400.*check that model "judge-test"/],
     [401, /HTTP 401.*check the API key/],
     [403, /HTTP 403.*may use model "judge-test"/],
-    [404, /HTTP 404.*check teacher\.baseURL/],
+    [404, /HTTP 404.*check teacher\.openai\.baseUrl/],
   ];
   for (const [status, message] of fatalCases) {
     test(`HTTP ${status} is not retriable`, async () => {
@@ -256,15 +256,21 @@ describe('parseRetryAfterMs', () => {
 });
 
 describe('openai teacher config', () => {
-  test('missing model names teacher.model', () => {
+  test('missing model names teacher.openai.model', () => {
     assert.throws(
       () => resolveOpenAiTeacherConfig({ apiKey: 'k' }, {}),
-      (error: unknown) => error instanceof UsageError && /missing teacher\.model/.test(error.message),
+      (error: unknown) => error instanceof UsageError && /missing teacher\.openai\.model/.test(error.message),
     );
   });
 
-  test('missing key names both sources', () => {
-    assert.throws(() => resolveOpenAiTeacherConfig({ model: 'm' }, {}), /missing teacher\.apiKey.*OPENAI_API_KEY/);
+  test('missing key names the variable', () => {
+    assert.throws(() => resolveOpenAiTeacherConfig({ model: 'm' }, {}), /variable OPENAI_API_KEY .*apiKeyEnv\) is not set/);
+    assert.throws(() => resolveOpenAiTeacherConfig({ model: 'm', apiKeyEnv: 'JUDGE_KEY' }, {}), /variable JUDGE_KEY /);
+  });
+
+  test('key comes from the named variable', () => {
+    const resolved = resolveOpenAiTeacherConfig({ model: 'm', apiKeyEnv: 'JUDGE_KEY' }, { JUDGE_KEY: 'judge-key' });
+    assert.equal(resolved.apiKey, 'judge-key');
   });
 
   test('key and base URL come from the environment', () => {
@@ -278,12 +284,12 @@ describe('openai teacher config', () => {
   });
 
   test('invalid values name their key', () => {
-    assert.throws(() => resolveOpenAiTeacherConfig({ model: 'm', apiKey: 'k', baseURL: 'localhost:8000' }, {}), /invalid teacher\.baseURL/);
-    assert.throws(() => resolveOpenAiTeacherConfig({ model: 'm', apiKey: 'k', maxTokens: 0 }, {}), /invalid teacher\.maxTokens 0/);
-    assert.throws(() => resolveOpenAiTeacherConfig({ model: 'm', apiKey: 'k', timeoutMs: 1.5 }, {}), /invalid teacher\.timeoutMs/);
+    assert.throws(() => resolveOpenAiTeacherConfig({ model: 'm', apiKey: 'k', baseUrl: 'localhost:8000' }, {}), /invalid teacher\.openai\.baseUrl/);
+    assert.throws(() => resolveOpenAiTeacherConfig({ model: 'm', apiKey: 'k', maxTokens: 0 }, {}), /invalid teacher\.openai\.maxTokens 0/);
+    assert.throws(() => resolveOpenAiTeacherConfig({ model: 'm', apiKey: 'k', timeoutMs: 1.5 }, {}), /invalid teacher\.openai\.timeoutMs/);
     assert.throws(
       () => resolveOpenAiTeacherConfig({ model: 'm', apiKey: 'k', logprobs: 'yes' as unknown as boolean }, {}),
-      /invalid teacher\.logprobs "yes"/,
+      /invalid teacher\.openai\.logprobs "yes"/,
     );
   });
 });
