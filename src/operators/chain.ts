@@ -34,15 +34,15 @@ export interface AlignChainOptions {
   /** Candidates per prompt. */
   k: number;
   seedFor?: (promptId: string, round: number) => bigint;
-  /** Most prompts per sampler and per scorer call. */
+  /** Maximum prompts per sampler and per scorer call. */
   batchSize: number;
-  /** Longest wait in milliseconds for a sampler or scorer batch to fill. */
+  /** Maximum wait in milliseconds for a sampler or scorer batch to fill. */
   batchWindowMs: number;
   gate: Pick<GateOptions, 'tau' | 'temperature' | 'auditFraction' | 'budget' | 'random'>;
   judge: Pick<TeacherOptions, 'shortlistSize' | 'concurrency' | 'timeoutMs' | 'retry' | 'cache' | 'jitter'>;
   /** Smallest margin that makes a pair. */
   minMargin: number;
-  /** Most prompts the chain holds at once, from `sample` to the emitted outcome. */
+  /** Maximum prompts inside the chain at once, from `sample` to the emitted outcome. */
   maxInFlight: number;
   scheduler?: SchedulerLike;
 }
@@ -141,11 +141,11 @@ export function alignChain(options: AlignChainOptions): AlignChain {
   const operator: OperatorFunction<ChainItem, PromptOutcome> = (source) =>
     defer(() => {
       // Credits this subscription holds; returned when it ends early.
-      let held = 0;
+      let creditsHeld = 0;
       const paired = source.pipe(
         admit(limit),
         tap(() => {
-          held += 1;
+          creditsHeld += 1;
         }),
         stages.sample,
         stages.score,
@@ -160,12 +160,12 @@ export function alignChain(options: AlignChainOptions): AlignChain {
           if (outcome.paired === null) stats.deadLetters += 1;
           // Released before the outcome reaches the subscriber: `admit` may push the next
           // prompt synchronously from here, and it trampolines that push.
-          held -= 1;
+          creditsHeld -= 1;
           limit.release();
         }),
         finalize(() => {
-          limit.release(held);
-          held = 0;
+          limit.release(creditsHeld);
+          creditsHeld = 0;
         }),
       );
     });
@@ -209,9 +209,9 @@ export function toOutcome(flow: Flow<PairedItem>): PromptOutcome {
 }
 
 /**
- * Builds the DeadLetter record of a failed prompt. It copies the consumed message when the
- * item has a `source`; otherwise the value is the prompt as JSON and the coordinates are
- * topic "prompts", partition -1 and offset -1.
+ * Builds the DeadLetter record of a failed prompt. When the item has a `source`, the record
+ * copies the consumed message. Without one, the value is the prompt as JSON and the
+ * coordinates are topic "prompts", partition -1 and offset -1.
  */
 export function toDeadLetterRecord(item: ChainItem, failure: StageFailure): DeadLetter {
   const source = item.source;

@@ -29,9 +29,9 @@ export function newGateStats(): GateStats {
 }
 
 export interface TeacherBudget {
-  /** Most teacher-bound items in any sliding 60 s window of scheduler time. */
+  /** Maximum teacher-bound items in any sliding 60 s window of scheduler time. */
   perMinute?: number;
-  /** Most teacher-bound items per round. */
+  /** Maximum teacher-bound items per round. */
   perRound?: number;
 }
 

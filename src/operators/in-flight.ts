@@ -2,7 +2,7 @@ import { BehaviorSubject, Observable, type MonoTypeOperatorFunction, filter, fir
 import { UsageError } from '../util/errors';
 
 /**
- * A credit counter that bounds how many prompts the chain holds at once.
+ * A credit counter that bounds how many prompts are inside the chain at once.
  *
  * The chain takes a credit when a prompt enters `sample` and returns it when the prompt's
  * outcome is emitted. A source pauses by awaiting `whenAvailable()` before it hands over the
@@ -12,7 +12,7 @@ import { UsageError } from '../util/errors';
  */
 export class InFlightLimit {
   // Prompts admitted and not yet released.
-  private held = 0;
+  private admitted = 0;
   // Free credits, for sources that watch the limit.
   private readonly free: BehaviorSubject<number>;
 
@@ -22,7 +22,7 @@ export class InFlightLimit {
   }
 
   get inFlight(): number {
-    return this.held;
+    return this.admitted;
   }
 
   /** Free credits now and on every change. */
@@ -37,15 +37,15 @@ export class InFlightLimit {
 
   /** Takes a credit when one is free; returns whether it did. */
   tryAcquire(): boolean {
-    if (this.held >= this.max) return false;
-    this.held += 1;
-    this.free.next(this.max - this.held);
+    if (this.admitted >= this.max) return false;
+    this.admitted += 1;
+    this.free.next(this.max - this.admitted);
     return true;
   }
 
   release(count = 1): void {
-    this.held = Math.max(0, this.held - count);
-    this.free.next(this.max - this.held);
+    this.admitted = Math.max(0, this.admitted - count);
+    this.free.next(this.max - this.admitted);
   }
 }
 

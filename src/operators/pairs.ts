@@ -170,7 +170,7 @@ function pairItem<T extends JudgedItem>(item: T, minMargin: number, stats: PairS
 
 /**
  * Returns whether the teacher scores the student's best candidate strictly above the
- * student's worst. Both are in the shortlist, which always holds the student's top and bottom.
+ * student's worst. Both are in the shortlist, which always contains the student's top and bottom.
  */
 function studentAgreesWithTeacher(item: JudgedItem): boolean {
   const judgment = item.judgment!;

@@ -10,7 +10,7 @@ export type ModelLoader = (update: ModelUpdate) => Promise<SamplerHandle | Score
 export interface SwapResult {
   update: ModelUpdate;
   swapped: boolean;
-  /** Why the update was not applied; null when it was, or when it was already current. */
+  /** Reason the update was not applied; null when it was applied or was already current. */
   error: string | null;
 }
 

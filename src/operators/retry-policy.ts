@@ -1,13 +1,13 @@
 import { RetriableError, errorMessage } from '../util/errors';
 
 export interface RetryOptions {
-  /** Most retries after the first attempt. */
+  /** Maximum retries after the first attempt. */
   maxRetries: number;
   /** Backoff before the first retry, in milliseconds; doubles with each retry. */
   baseDelayMs: number;
   /** Cap of the exponential backoff, in milliseconds; a server's Retry-After is not capped by it. */
   maxDelayMs: number;
-  /** Longest Retry-After the caller honours, in milliseconds; a longer one gives up at once. */
+  /** Maximum Retry-After the caller honours, in milliseconds; a longer one gives up at once. */
   maxRetryAfterMs: number;
 }
 

@@ -28,9 +28,9 @@ export interface SampleOptions {
   k: number;
   /** Seed per prompt and round; defaults to `candidateSeed`. */
   seedFor?: (promptId: string, round: number) => bigint;
-  /** Most prompts per sampler call. */
+  /** Maximum prompts per sampler call. */
   batchSize: number;
-  /** Longest wait in milliseconds for a batch to fill after its first prompt arrived. */
+  /** Maximum wait in milliseconds for a batch to fill after its first prompt arrived. */
   batchWindowMs: number;
   scheduler?: SchedulerLike;
 }

@@ -6,9 +6,9 @@ import type { Flow, SampledItem, ScoredItem, ScorerHandle } from './types';
 export interface ScoreOptions {
   /** Returns the current student; read once per batch, so a hot swap applies to the next batch. */
   student: () => ScorerHandle;
-  /** Most prompts per scorer call. */
+  /** Maximum prompts per scorer call. */
   batchSize: number;
-  /** Longest wait in milliseconds for a batch to fill after its first prompt arrived. */
+  /** Maximum wait in milliseconds for a batch to fill after its first prompt arrived. */
   batchWindowMs: number;
   scheduler?: SchedulerLike;
 }

@@ -37,7 +37,7 @@ export interface JudgmentCache {
 export interface TeacherStats {
   /** Attempts sent to the teacher, retries included. */
   calls: number;
-  /** Requests answered from the cache. */
+  /** Requests served from the cache. */
   cacheHits: number;
   /** Retries scheduled after retriable failures. */
   retries: number;
@@ -57,7 +57,7 @@ export interface TeacherOptions {
   teacher: RankingTeacher;
   /** m: the teacher ranks the student's top m and bottom m candidates. */
   shortlistSize: number;
-  /** Most teacher requests in flight at once. */
+  /** Maximum teacher requests in flight at once. */
   concurrency: number;
   /** Limit on one attempt, from the call until its verdict, in milliseconds; the attempt's signal aborts when it passes. */
   timeoutMs: number;
@@ -86,12 +86,12 @@ export function judgmentKey(teacherName: string, promptText: string, shortlistTe
  * attempt to the verdict, retries included.
  *
  * A request that fails for good yields a judgment with `error` set and empty scores, and
- * `teacherFailure` on the item; the item then falls back to the student's scores and the
+ * the item gets `teacherFailure`. The item then falls back to the student's scores, and the
  * stream goes on. Unsubscribing aborts every request in flight.
  *
  * ```
  * gated:                          -t-s-t-|        t TEACHER, s STUDENT
- * teacher (verdict after 3 ms):   ---s-T--T|      T = item + judgment
+ * teacher (verdict after 3 ms):   ---sT---(T|)    T = item + judgment
  * ```
  *
  * Example: a TEACHER item with candidates a, b, c scored [0.2, 0.9, 0.1] by the student and
@@ -166,6 +166,8 @@ export function teacher<T extends GatedItem>(options: TeacherOptions): OperatorF
         teacherFailure: failure,
       });
 
+      // NOTE: the cache is read before the call and written after it, so two identical
+      // requests in flight at the same time both reach the teacher.
       const hit = cache?.get(key);
       if (hit !== undefined) {
         stats.cacheHits += 1;

@@ -28,7 +28,7 @@ export function chainItem(id: string, round = 1): ChainItem {
   return { prompt: makePrompt(id), round };
 }
 
-/** The responses the stand-in policy draws: `${prompt.text} #${i}`, or `fixed` texts when given. */
+/** Returns the K responses the stand-in policy draws for a prompt: `${prompt.text} #${i}`. */
 export function standInTexts(prompt: Prompt, k: number): SampledText[] {
   return Array.from({ length: k }, (_unused, index) => ({ text: `${prompt.text} #${index}`, tokens: 3, logprob: -index }));
 }
@@ -37,7 +37,7 @@ export function candidatesOf(promptId: string, texts: readonly string[]): Candid
   return texts.map((text, index) => ({ id: contentHash([promptId, text]), text, tokens: 3, logprob: -index }));
 }
 
-/** A sampler that answers after `delayMs` of scheduler time and records each call. */
+/** Returns a sampler that responds after `delayMs` of scheduler time and records each call. */
 export function standInPolicy(
   version: string,
   delayMs = 0,
@@ -52,7 +52,7 @@ export function standInPolicy(
   };
 }
 
-/** A student that gives candidate i the score `scoresFor(promptId)[i]`, after `delayMs`. */
+/** Returns a student that scores candidate i with `scoresFor(promptId)[i]` after `delayMs`. */
 export function standInStudent(
   version: string,
   scoresFor: (promptId: string, count: number) => number[],

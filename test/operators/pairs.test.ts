@@ -5,7 +5,7 @@ import { newPairStats, pairId, pairs } from '../../src/operators/pairs';
 import { type JudgedItem, type PairSkipReason, type PairedItem, deadLetter } from '../../src/operators/types';
 import { gatedItem, newTestScheduler } from './fixtures';
 
-/** A judged item whose teacher scored candidates `indices` with `scores`. */
+/** Builds a judged item whose teacher scored candidates `indices` with `scores`. */
 function judgedItem(
   id: string,
   studentScores: number[],

@@ -11,7 +11,7 @@ import { gatedItem, newTestScheduler } from './fixtures';
 
 const retryOptions: RetryOptions = { maxRetries: 2, baseDelayMs: 100, maxDelayMs: 1000, maxRetryAfterMs: 120_000 };
 
-/** A teacher whose attempt n (0-based, per prompt) runs `attempts[n]`; it records calls and signals. */
+/** Returns a teacher that runs `attempts[n]` on attempt n (0-based, per prompt) and records calls and signals. */
 function scriptedTeacher(attempts: ((shortlist: readonly Candidate[]) => Observable<number[]>)[]) {
   const calls: { promptId: string; signal: AbortSignal }[] = [];
   const perPrompt = new Map<string, number>();
@@ -202,7 +202,7 @@ describe('teacher', () => {
     const { judge, calls } = scriptedTeacher([() => NEVER, answerAfter(1)]);
     newTestScheduler().run(({ hot, expectObservable }) => {
       const output = hot('u', { u: unsure }).pipe(teacher(options(judge, { timeoutMs: 10, stats })));
-      // 10 ms timeout, 50 ms backoff, 1 ms answer.
+      // 10 ms timeout, 50 ms backoff, 1 ms until the verdict.
       expectObservable(output).toBe('61ms u', { u: judged(unsure, { candidateIndices: [1, 0], latencyMs: 61 }) });
     });
     assert.equal(calls[0]?.signal.aborted, true);
