@@ -6,6 +6,7 @@
  * end offset are the offset of the *next* record to read. Offsets are JavaScript numbers,
  * which are exact up to 2^53 - 1.
  */
+import { UsageError } from '../util/errors';
 
 export interface TopicSpec {
   name: string;
@@ -109,4 +110,15 @@ export interface Transport {
   commit(groupId: string, positions: RecordPosition[]): Promise<void>;
 
   subscribe(options: SubscribeOptions): Promise<Subscription>;
+}
+
+/** A topic that does not exist on the transport. Both transports throw it, never auto-create. */
+export class UnknownTopicError extends UsageError {
+  constructor(
+    readonly topic: string,
+    /** The transport's address: brokers or data directory. */
+    readonly address: string,
+  ) {
+    super(`topic "${topic}" does not exist on ${address}; create it with \`tsalign topics create\``);
+  }
 }

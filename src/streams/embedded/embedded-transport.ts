@@ -1,0 +1,325 @@
+/**
+ * The embedded transport: a durable partitioned log in a local data directory, for one process.
+ *
+ * Layout under the data directory:
+ *   LOCK                                   pid of the process that has it open (lock.ts)
+ *   topics/<topic>/topic.json              { name, partitions }, written last on creation
+ *   topics/<topic>/<partition>/<base>.log  segment files (partition-log.ts, frame.ts)
+ *   groups/<group>.json                    committed offsets (group-offsets.ts)
+ */
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { UsageError } from '../../util/errors';
+import { childLogger, type Logger } from '../../util/logger';
+import { partitionForKey, RoundRobinPartitioner } from '../partitioner';
+import {
+  UnknownTopicError,
+  type PartitionOffset,
+  type ProduceRecord,
+  type RecordPosition,
+  type SubscribeOptions,
+  type Subscription,
+  type TopicInfo,
+  type TopicSpec,
+  type Transport,
+} from '../transport';
+import { resolveStartOffsets, validateExplicitPartitions, validatePartition, validateTopicName, validateTopicSpec } from '../transport-support';
+import { GroupOffsetStore } from './group-offsets';
+import { acquireDataDirLock } from './lock';
+import { fsyncDirectory, PartitionLog } from './partition-log';
+import { AppendSignal, EmbeddedSubscription, type AssignedPartition } from './subscription';
+import type { FrameRecord } from './frame';
+
+export const DEFAULT_DATA_DIR = '.tsalign';
+
+export interface EmbeddedTransportOptions {
+  /** Data directory; default `./.tsalign`. */
+  dataDir?: string;
+  /** Size at which a partition starts a new segment file, in bytes; default 64 MiB. */
+  segmentBytes?: number;
+}
+
+interface OpenTopic {
+  name: string;
+  partitions: PartitionLog[];
+}
+
+const TOPIC_META_FILE = 'topic.json';
+
+export class EmbeddedTransport implements Transport {
+  readonly kind = 'embedded' as const;
+  /** Absolute path of the data directory. */
+  readonly address: string;
+
+  private readonly segmentBytes: number | undefined;
+  private readonly logger: Logger;
+  private readonly topicsDir: string;
+  private readonly groupOffsets: GroupOffsetStore;
+  private readonly roundRobin = new RoundRobinPartitioner();
+  private readonly appended = new AppendSignal();
+  /** Open topics by name; a pending entry is a topic being opened (its segments scanned). */
+  private readonly topics = new Map<string, Promise<OpenTopic>>();
+  private readonly subscriptions = new Set<EmbeddedSubscription>();
+  /** Serialises topic creation so two calls cannot create the same topic at once. */
+  private createQueue: Promise<unknown> = Promise.resolve();
+  private releaseLock: (() => void) | undefined;
+
+  constructor(options: EmbeddedTransportOptions = {}) {
+    this.address = path.resolve(options.dataDir ?? DEFAULT_DATA_DIR);
+    this.segmentBytes = options.segmentBytes;
+    this.logger = childLogger('embedded-transport', { dataDir: this.address });
+    this.topicsDir = path.join(this.address, 'topics');
+    this.groupOffsets = new GroupOffsetStore(path.join(this.address, 'groups'));
+  }
+
+  /** Creates the data directory if needed and takes its lock. */
+  async connect(): Promise<void> {
+    if (this.releaseLock) return;
+    await fs.mkdir(this.topicsDir, { recursive: true });
+    this.releaseLock = acquireDataDirLock(this.address);
+    this.logger.debug('embedded log opened');
+  }
+
+  /** Stops every subscription, closes the segment files and releases the lock. */
+  async close(): Promise<void> {
+    if (!this.releaseLock) return;
+    await Promise.all([...this.subscriptions].map((subscription) => subscription.stop()));
+    const opened = await Promise.allSettled(this.topics.values());
+    for (const result of opened) {
+      if (result.status === 'fulfilled') for (const log of result.value.partitions) await log.close();
+    }
+    this.topics.clear();
+    this.releaseLock();
+    this.releaseLock = undefined;
+    this.logger.debug('embedded log closed');
+  }
+
+  async createTopics(specs: TopicSpec[]): Promise<void> {
+    this.requireConnected();
+    for (const spec of specs) validateTopicSpec(spec);
+    const result = this.createQueue.then(async () => {
+      for (const spec of specs) await this.createTopic(spec);
+    });
+    this.createQueue = result.catch(() => {});
+    await result;
+  }
+
+  async listTopics(): Promise<TopicInfo[]> {
+    this.requireConnected();
+    const topics: TopicInfo[] = [];
+    for (const name of (await fs.readdir(this.topicsDir)).sort()) {
+      const meta = await this.readTopicMeta(name);
+      if (meta) topics.push(meta);
+    }
+    return topics;
+  }
+
+  /** Deletes topics and their data; names that do not exist are ignored. Stop their subscriptions first. */
+  async deleteTopics(names: string[]): Promise<void> {
+    this.requireConnected();
+    for (const name of names) {
+      validateTopicName(name);
+      const open = this.topics.get(name);
+      this.topics.delete(name);
+      if (open) for (const log of (await open).partitions) await log.close();
+      await fs.rm(path.join(this.topicsDir, name), { recursive: true, force: true });
+    }
+    await fsyncDirectory(this.topicsDir);
+  }
+
+  async produce(records: ProduceRecord[]): Promise<RecordPosition[]> {
+    this.requireConnected();
+    const now = Date.now();
+    const positions: RecordPosition[] = new Array(records.length);
+    /** Records per partition log, with their index in `records`, in call order. */
+    const batches = new Map<PartitionLog, { topic: string; partition: number; indexes: number[]; frames: FrameRecord[] }>();
+
+    for (const [index, record] of records.entries()) {
+      const topic = await this.openTopic(record.topic);
+      const count = topic.partitions.length;
+      let partition: number;
+      if (record.partition !== undefined) {
+        validatePartition(record.topic, record.partition, count);
+        partition = record.partition;
+      } else if (record.key !== null) {
+        partition = partitionForKey(record.key, count);
+      } else {
+        partition = this.roundRobin.partition(record.topic, count);
+      }
+
+      const log = topic.partitions[partition];
+      let batch = batches.get(log);
+      if (!batch) {
+        batch = { topic: record.topic, partition, indexes: [], frames: [] };
+        batches.set(log, batch);
+      }
+      batch.indexes.push(index);
+      batch.frames.push({
+        timestamp: record.timestamp ?? now,
+        key: record.key === null ? null : Buffer.from(record.key, 'utf8'),
+        headers: toHeaderBuffers(record.headers),
+        value: record.value,
+      });
+    }
+
+    try {
+      await Promise.all(
+        [...batches].map(async ([log, batch]) => {
+          const firstOffset = await log.append(batch.frames);
+          batch.indexes.forEach((recordIndex, i) => {
+            positions[recordIndex] = { topic: batch.topic, partition: batch.partition, offset: firstOffset + i };
+          });
+        }),
+      );
+    } finally {
+      // Wake subscribers even when one partition failed: the others' records are durable.
+      this.appended.notify();
+    }
+    return positions;
+  }
+
+  async beginOffsets(topic: string): Promise<PartitionOffset[]> {
+    return (await this.openTopic(topic)).partitions.map((log, partition) => ({ partition, offset: log.startOffset }));
+  }
+
+  async endOffsets(topic: string): Promise<PartitionOffset[]> {
+    return (await this.openTopic(topic)).partitions.map((log, partition) => ({ partition, offset: log.endOffset }));
+  }
+
+  async offsetsForTime(topic: string, at: number): Promise<PartitionOffset[]> {
+    return (await this.openTopic(topic)).partitions.map((log, partition) => ({ partition, offset: log.offsetForTime(at) }));
+  }
+
+  async committedOffsets(groupId: string, topic: string): Promise<PartitionOffset[]> {
+    const open = await this.openTopic(topic);
+    const offsets: PartitionOffset[] = [];
+    for (let partition = 0; partition < open.partitions.length; partition++) {
+      offsets.push({ partition, offset: await this.groupOffsets.committed(groupId, topic, partition) });
+    }
+    return offsets;
+  }
+
+  async commit(groupId: string, positions: RecordPosition[]): Promise<void> {
+    this.requireConnected();
+    if (!groupId) throw new UsageError('a commit needs a consumer group id (groupId)');
+    for (const position of positions) {
+      const open = await this.openTopic(position.topic);
+      validatePartition(position.topic, position.partition, open.partitions.length);
+    }
+    await this.groupOffsets.commit(groupId, positions);
+  }
+
+  /**
+   * Subscribes to the topics. Every subscription reads all partitions of its topics, because one
+   * process owns the embedded log and has no other group members to share them with.
+   */
+  async subscribe(options: SubscribeOptions): Promise<Subscription> {
+    this.requireConnected();
+    if (options.topics.length === 0) throw new UsageError('a subscription needs at least one topic');
+    if (options.from.kind === 'offsets' && !options.topics.includes(options.from.topic)) {
+      throw new UsageError(
+        `start offsets are given for topic "${options.from.topic}", which the subscription to ${options.topics.join(', ')} does not include`,
+      );
+    }
+
+    const assigned: AssignedPartition[] = [];
+    for (const topic of options.topics) {
+      const open = await this.openTopic(topic);
+      validateExplicitPartitions(options.from, topic, open.partitions.length);
+      const starts = await resolveStartOffsets(this, topic, options.from, options.groupId);
+      for (const { partition, offset } of starts) {
+        assigned.push({ topic, partition, log: open.partitions[partition], nextOffset: offset });
+      }
+    }
+
+    const logger = this.logger.child({ groupId: options.groupId, topics: options.topics });
+    const subscription = new EmbeddedSubscription(assigned, options.eachBatch, this.appended, logger);
+    this.subscriptions.add(subscription);
+    const forget = () => this.subscriptions.delete(subscription);
+    subscription.done.then(forget, forget);
+    return subscription;
+  }
+
+  private requireConnected(): void {
+    if (!this.releaseLock) {
+      throw new Error(`the embedded transport on ${this.address} is not connected; call connect() first`);
+    }
+  }
+
+  private async createTopic(spec: TopicSpec): Promise<void> {
+    const existing = await this.readTopicMeta(spec.name);
+    if (existing) {
+      if (existing.partitions !== spec.partitions) {
+        this.logger.warn(
+          { topic: spec.name, partitions: existing.partitions, requestedPartitions: spec.partitions },
+          'topic exists with another partition count; keeping it',
+        );
+      }
+      return;
+    }
+
+    const topicDir = path.join(this.topicsDir, spec.name);
+    await fs.mkdir(topicDir, { recursive: true });
+    const partitions: PartitionLog[] = [];
+    for (let partition = 0; partition < spec.partitions; partition++) {
+      partitions.push(await PartitionLog.open(path.join(topicDir, String(partition)), this.logOptions(spec.name, partition)));
+    }
+
+    // topic.json goes last: a crash before it leaves no half-created topic visible.
+    const metaFile = path.join(topicDir, TOPIC_META_FILE);
+    await fs.writeFile(`${metaFile}.tmp`, `${JSON.stringify({ name: spec.name, partitions: spec.partitions })}\n`);
+    await fs.rename(`${metaFile}.tmp`, metaFile);
+    await fsyncDirectory(topicDir);
+    await fsyncDirectory(this.topicsDir);
+
+    this.topics.set(spec.name, Promise.resolve({ name: spec.name, partitions }));
+    this.logger.info({ topic: spec.name, partitions: spec.partitions }, 'topic created');
+  }
+
+  private async readTopicMeta(name: string): Promise<TopicInfo | undefined> {
+    try {
+      const meta = JSON.parse(await fs.readFile(path.join(this.topicsDir, name, TOPIC_META_FILE), 'utf8')) as TopicInfo;
+      return { name: meta.name, partitions: meta.partitions };
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw error;
+    }
+  }
+
+  /** Opens a topic's partitions once (scanning and repairing their segments) and caches them. */
+  private openTopic(name: string): Promise<OpenTopic> {
+    this.requireConnected();
+    let open = this.topics.get(name);
+    if (!open) {
+      open = this.loadTopic(name);
+      this.topics.set(name, open);
+      open.catch(() => this.topics.delete(name));
+    }
+    return open;
+  }
+
+  private async loadTopic(name: string): Promise<OpenTopic> {
+    validateTopicName(name);
+    const meta = await this.readTopicMeta(name);
+    if (!meta) throw new UnknownTopicError(name, this.address);
+    const partitions: PartitionLog[] = [];
+    for (let partition = 0; partition < meta.partitions; partition++) {
+      const dir = path.join(this.topicsDir, name, String(partition));
+      partitions.push(await PartitionLog.open(dir, this.logOptions(name, partition)));
+    }
+    return { name, partitions };
+  }
+
+  private logOptions(topic: string, partition: number): { segmentBytes?: number; logger: Logger } {
+    const logger = this.logger.child({ topic, partition });
+    return this.segmentBytes === undefined ? { logger } : { segmentBytes: this.segmentBytes, logger };
+  }
+}
+
+function toHeaderBuffers(headers: ProduceRecord['headers']): Record<string, Buffer> {
+  const buffers: Record<string, Buffer> = {};
+  for (const [name, value] of Object.entries(headers ?? {})) {
+    buffers[name] = typeof value === 'string' ? Buffer.from(value, 'utf8') : value;
+  }
+  return buffers;
+}
