@@ -24,7 +24,7 @@ export interface OpenAiTeacherConfig {
   baseUrl?: string;
   /** Judge model name as the endpoint lists it. Required. */
   model?: string;
-  /** Name of the environment variable that holds the API key. Defaults to OPENAI_API_KEY. */
+  /** Name of the environment variable that contains the API key. Defaults to OPENAI_API_KEY. */
   apiKeyEnv?: string;
   /** API key for programmatic use, taking precedence over `apiKeyEnv`. Never logged. */
   apiKey?: string;

@@ -5,7 +5,7 @@
  * with i shown as A and once with j shown as A. Each ordered comparison returns the probability
  * that the response shown first is better: 1 or 0 for a hard verdict, anything between for a
  * verdict read from logprobs. Response i's share of the pair is the mean of P(i better) over both
- * orders, so a verdict that flips with the order (both "A" or both "B") becomes a tie of 0.5
+ * orders. So a verdict that flips with the order (both "A" or both "B") becomes a tie of 0.5
  * each, and a judge that always replies "A" ranks every pair as a tie.
  *
  * A response's score is the sum of its shares: the number of pairs it wins, with 0.5 per tie.
