@@ -101,9 +101,12 @@ function drawPrompt(
       createdAt: TASK_CREATED_AT,
     };
   }
+  // NOTE: a family's instance space is small at the default difficulty (add has 21 * 21 = 441
+  // instances, about 350 of them in train), so requests of thousands of prompts end here.
   throw new UsageError(
-    `task family "${family.name}" ran out of distinct ${split} prompts after ${seen.size} prompts ` +
-      `(${count} requested): request fewer prompts or raise its difficulty`,
+    `task family "${family.name}" has run out of distinct ${split} prompts: ${MAX_DRAWS_PER_PROMPT} draws ` +
+      `found no new one after ${seen.size} prompts of ${count} requested; request fewer prompts or raise ` +
+      'the difficulty (maxOperand, maxWordLength, maxDigits)',
   );
 }
 

@@ -160,7 +160,7 @@ describe('generateTaskPrompts usage errors', () => {
     // With operands up to 1 there are only 4 add prompts in both splits together.
     assert.throws(
       () => generateTaskPrompts({ count: 5, seed: 1, split: 'train', families: ['add'], difficulty: { maxOperand: 1 } }),
-      (error: unknown) => error instanceof UsageError && /task family "add" ran out/.test(error.message),
+      (error: unknown) => error instanceof UsageError && /task family "add" has run out/.test(error.message),
     );
   });
 });
