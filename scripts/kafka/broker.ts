@@ -229,7 +229,7 @@ function requireTool(command: string, args: string[], advice: string): void {
   }
 }
 
-/** A Kafka cluster id: 16 random bytes in URL-safe base64, not starting with '-' (as Kafka's Uuid does). */
+/** Generates a Kafka cluster id: 16 random bytes in URL-safe base64, not starting with '-' (as Kafka's Uuid does). */
 function newClusterId(): string {
   for (;;) {
     const id = randomBytes(16).toString('base64url');
@@ -252,7 +252,7 @@ export async function freeLoopbackPort(avoid: number[] = []): Promise<number> {
   }
 }
 
-/** Waits until the broker answers a metadata request, failing early if its process exits. */
+/** Waits until the broker responds to a metadata request, failing early if its process exits. */
 async function waitForMetadata(brokers: string, deadline: number, pid: number, logFile: string): Promise<void> {
   const kafka = new Kafka({
     clientId: 'tsalign-broker-check',
@@ -279,7 +279,7 @@ async function waitForMetadata(brokers: string, deadline: number, pid: number, l
     await sleep(500);
   }
   throw new BrokerStartError(
-    `The Kafka broker at ${brokers} did not answer a metadata request in time ` +
+    `The Kafka broker at ${brokers} did not respond to a metadata request in time ` +
       `(last error: ${lastError instanceof Error ? lastError.message : String(lastError)}); see ${logFile}`,
   );
 }

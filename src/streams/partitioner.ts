@@ -40,7 +40,7 @@ export function murmur2(data: Uint8Array): number {
   return h | 0;
 }
 
-/** The partition of a key among `partitions`: `(murmur2(utf8(key)) & 0x7fffffff) % partitions`. */
+/** Returns the partition of a key among `partitions`: `(murmur2(utf8(key)) & 0x7fffffff) % partitions`. */
 export function partitionForKey(key: string | Uint8Array, partitions: number): number {
   if (!Number.isInteger(partitions) || partitions < 1) {
     throw new RangeError(`invalid partition count ${partitions}: expected an integer >= 1`);

@@ -1,8 +1,8 @@
 /**
  * Committed consumer-group offsets of the embedded log: one JSON file per group under
- * `<dataDir>/groups/`, `{ "<topic>": { "<partition>": nextOffset } }`, replaced atomically
- * (write a temporary file, fsync, rename, fsync the directory) so a crash keeps either the old
- * or the new commits, never a torn file.
+ * `<dataDir>/groups/`, `{ "<topic>": { "<partition>": nextOffset } }`. Each commit replaces the
+ * file atomically (write a temporary file, fsync, rename, fsync the directory), so a crash
+ * keeps either the old or the new commits, never a torn file.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';

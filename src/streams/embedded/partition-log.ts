@@ -248,8 +248,8 @@ export class PartitionLog {
         break;
       }
       // Read the whole next frame when its length is known, else a chunk.
-      const wanted = view.length >= FRAME_HEADER_BYTES ? FRAME_HEADER_BYTES + view.readUInt32BE(0) : 0;
-      const length = Math.min(Math.max(SCAN_CHUNK_BYTES, wanted), fileSize - position);
+      const frameLength = view.length >= FRAME_HEADER_BYTES ? FRAME_HEADER_BYTES + view.readUInt32BE(0) : 0;
+      const length = Math.min(Math.max(SCAN_CHUNK_BYTES, frameLength), fileSize - position);
       window = Buffer.allocUnsafe(length);
       windowStart = position;
       const { bytesRead } = await handle.read(window, 0, length, position);

@@ -27,7 +27,7 @@ export function isConnectionFailure(error: unknown): boolean {
   return false;
 }
 
-/** The message of the innermost cause, which names the socket error. */
+/** Returns the message of the innermost cause, which names the socket error. */
 export function rootMessage(error: unknown): string {
   let current = error;
   while (current instanceof Error && (current as Error & { cause?: unknown }).cause instanceof Error) {

@@ -41,7 +41,7 @@ export interface KafkaTransportOptions {
  */
 const RETRY = { retries: 3, initialRetryTime: 100, maxRetryTime: 2_000 };
 
-/** Longest wait of a fetch for new records; it bounds how long stop() waits for a fetch. */
+/** Maximum wait of a fetch for new records, in ms. It bounds how long stop() waits for a fetch. */
 const MAX_WAIT_TIME_MS = 1_000;
 
 export class KafkaTransport implements Transport {
@@ -84,7 +84,7 @@ export class KafkaTransport implements Transport {
     });
   }
 
-  /** Connects the admin client and the producer; fails fast when no broker answers. */
+  /** Connects the admin client and the producer; fails fast when no broker responds. */
   async connect(): Promise<void> {
     if (this.admin) return;
     const admin = this.kafka.admin({ retry: RETRY });

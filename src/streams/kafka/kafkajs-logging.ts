@@ -1,8 +1,8 @@
 /**
  * Routes kafkajs's own log lines into pino.
  *
- * kafkajs logs retries and reconnects at ERROR although it recovers from most of them, and the
- * transport reports what it cannot recover from itself, so its levels move down one step:
+ * kafkajs logs retries and reconnects at ERROR although it recovers from most of them. The
+ * transport reports what it cannot recover from itself, so kafkajs levels move down one step:
  * ERROR and WARN become warn, INFO (group joins, starts and stops) becomes debug, DEBUG becomes trace.
  * Failed connection attempts become debug too, because a broker that stays unreachable surfaces
  * as one BrokerUnreachableError.
@@ -13,7 +13,7 @@ import type { Logger } from 'pino';
 /** kafkajs components whose errors are connection attempts that the transport retries or reports. */
 const CONNECTION_NAMESPACES = new Set(['Connection', 'BrokerPool']);
 
-/** The kafkajs level that passes on what `logger` would print. */
+/** Returns the kafkajs level that passes on what `logger` would print. */
 export function kafkajsLevelFor(logger: Logger): logLevel {
   if (logger.isLevelEnabled('trace')) return logLevel.DEBUG;
   if (logger.isLevelEnabled('debug')) return logLevel.INFO;
@@ -21,7 +21,7 @@ export function kafkajsLevelFor(logger: Logger): logLevel {
   return logLevel.NOTHING;
 }
 
-/** A kafkajs `logCreator` that writes to a child of `logger` named after the kafkajs namespace. */
+/** Returns a kafkajs `logCreator` that writes to a child of `logger` named after the kafkajs namespace. */
 export function pinoLogCreator(logger: Logger): LogCreator {
   return () =>
     ({ namespace, level, log }) => {
