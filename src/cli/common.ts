@@ -91,11 +91,14 @@ export async function openTransport(options: CommonOptions, clientId = 'tsalign-
     await transport.close().catch((closeError: unknown) => log.debug({ err: errorMessage(closeError) }, 'closing after a failed connect failed'));
     if (error instanceof UsageError) throw error;
     const where = transport.kind === 'kafka' ? `Kafka brokers ${transport.address}` : `the embedded log at ${transport.address}`;
+    const message = errorMessage(error);
+    // The transports' own connect errors already name the address and the fix.
+    if (message.includes(transport.address)) throw new Error(`cannot connect to ${where}: ${message}`, { cause: error });
     const advice =
       transport.kind === 'kafka'
         ? 'check --brokers or TSALIGN_BROKERS and that the broker runs (npm run kafka:start starts a local one)'
         : 'check that --data-dir names a writable directory that no other tsalign process holds';
-    throw new Error(`cannot connect to ${where}: ${errorMessage(error)}; ${advice}`, { cause: error });
+    throw new Error(`cannot connect to ${where}: ${message}; ${advice}`, { cause: error });
   } finally {
     clearTimeout(timer);
   }

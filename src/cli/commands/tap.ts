@@ -102,6 +102,7 @@ export async function runTap(topicArgument: string, values: TapOptionValues, out
           error: reject,
           complete: resolve,
         });
+        log.info({ from: from.kind, toEnd: values.toEnd === true, max }, 'tapping topic');
 
         const print = async (delivered: Delivered<unknown>): Promise<void> => {
           const { message } = delivered;
