@@ -52,7 +52,9 @@ export function waitForOutput(started: ReturnType<typeof startCli>, stream: 'std
         resolvePromise();
       }
     };
-    const onData = (): void => setImmediate(check);
+    const onData = (): void => {
+      setImmediate(check);
+    };
     started.child[stream]!.on('data', onData);
     started.result.then(() => reject(new Error(`tsalign ended before printing ${JSON.stringify(text)}:\n${started.output.stderr}`)), reject);
     check();
