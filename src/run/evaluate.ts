@@ -7,7 +7,7 @@ import type { Teacher } from '../teachers/types';
 import { deriveSeed } from '../models/random';
 import { contentHash } from '../util/hash';
 import { wilsonInterval } from '../training/stats';
-import { type Comparison, comparisonsFromRanking } from '../training/replay-buffer';
+import { type TeacherComparison, comparisonsFromRanking } from '../training/replay-buffer';
 
 /** The part of `Policy` that evaluation uses. */
 export interface ResponseSampler {
@@ -17,7 +17,7 @@ export interface ResponseSampler {
   ): Promise<Array<Array<{ text: string; tokens: number; logprob: number }>>>;
 }
 
-/** Scores (prompt, response) items with the student; one reward per item, higher is better. */
+/** Scores (prompt, response) items with the student; one reward per item, higher is chosen. */
 export type StudentScoreFn = (items: Array<{ prompt: string; response: string }>) => Promise<number[]>;
 
 export interface EvalSamplingOptions {
@@ -124,9 +124,9 @@ export async function heldOutComparisons(
   prompts: readonly Prompt[],
   options: EvalSamplingOptions & { k: number },
   signal: AbortSignal = new AbortController().signal,
-): Promise<Comparison[]> {
+): Promise<TeacherComparison[]> {
   const batchSize = options.batchSize ?? 16;
-  const comparisons: Comparison[] = [];
+  const comparisons: TeacherComparison[] = [];
   for (let start = 0; start < prompts.length; start += batchSize) {
     const batch = prompts.slice(start, start + batchSize);
     const sampled = await policy.sample(
@@ -150,19 +150,19 @@ export async function heldOutComparisons(
 }
 
 /** Share of comparisons the student orders like the teacher; ties count half; 0 without comparisons. */
-export async function studentAgreement(score: StudentScoreFn, comparisons: readonly Comparison[]): Promise<number> {
+export async function studentAgreement(score: StudentScoreFn, comparisons: readonly TeacherComparison[]): Promise<number> {
   if (comparisons.length === 0) return 0;
   const items = comparisons.flatMap((comparison) => [
-    { prompt: comparison.prompt, response: comparison.better },
-    { prompt: comparison.prompt, response: comparison.worse },
+    { prompt: comparison.prompt, response: comparison.chosen },
+    { prompt: comparison.prompt, response: comparison.rejected },
   ]);
   const scores = await score(items);
   let agreed = 0;
   for (let i = 0; i < comparisons.length; i++) {
-    const better = scores[2 * i]!;
-    const worse = scores[2 * i + 1]!;
-    if (better > worse) agreed += 1;
-    else if (better === worse) agreed += 0.5;
+    const chosen = scores[2 * i]!;
+    const rejected = scores[2 * i + 1]!;
+    if (chosen > rejected) agreed += 1;
+    else if (chosen === rejected) agreed += 0.5;
   }
   return agreed / comparisons.length;
 }

@@ -1,5 +1,7 @@
 import type { Command } from 'commander';
 import { registerFeed } from './feed';
+import { registerRm } from './rm';
+import { registerRun } from './run';
 import { registerTap } from './tap';
 import { registerTopics } from './topics';
 
@@ -9,6 +11,8 @@ import { registerTopics } from './topics';
  */
 export const commandRegistrars: Array<(program: Command) => void> = [
   registerFeed,
+  registerRm,
+  registerRun,
   registerTap,
   registerTopics,
 ];
