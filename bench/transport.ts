@@ -1,0 +1,191 @@
+/**
+ * Transport throughput: records/s of a produce-then-consume pass over N records, raw against
+ * through tsalign's sink and source with Avro, on Kafka and on the embedded log.
+ *
+ * Raw Kafka is kafkajs alone (producer.send in batches, acks=all, consumer eachBatch); raw
+ * embedded is the EmbeddedTransport's produce and subscribe. The raw messages have the size of
+ * the Avro-encoded Prompt used for the tsalign pass, so the ratio isolates tsalign's overhead.
+ * Kafka is KAFKA_BROKERS, or a throwaway broker this function starts and stops.
+ * Set BENCH_TRANSPORT_RECORDS to change N (default 20000).
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Kafka, logLevel } from 'kafkajs';
+import { from, lastValueFrom } from 'rxjs';
+import { createTransport } from '../src/streams/create-transport';
+import { encodeRecord } from '../src/streams/avro';
+import { produceTo } from '../src/streams/sink';
+import { topicSource } from '../src/streams/source';
+import type { Prompt } from '../src/streams/records';
+import type { Transport } from '../src/streams/transport';
+import { startBroker, stopBroker } from '../scripts/kafka/broker';
+import { setLogLevel } from '../src/util/logger';
+
+const BATCH = 500;
+
+interface PassResult {
+  label: string;
+  seconds: number;
+}
+
+function samplePrompt(i: number): Prompt {
+  return {
+    id: `bench-${i}`,
+    text: `Human: please summarise paragraph ${i} of the report in two sentences.\n\nAssistant:`.padEnd(200, '.'),
+    source: 'bench',
+    tags: ['bench'],
+    meta: {},
+    createdAt: BigInt(Date.now()),
+  };
+}
+
+/** Produces and consumes `count` records through tsalign's sink and source (Avro). */
+async function tsalignPass(transport: Transport, count: number): Promise<number> {
+  const topic = `bench-tsalign-${randomBytes(4).toString('hex')}`;
+  await transport.createTopics([{ name: topic, partitions: 4 }]);
+  const started = performance.now();
+  const records = Array.from({ length: count }, (_, i) => samplePrompt(i));
+  await lastValueFrom(from(records).pipe(produceTo(transport, { topic, recordType: 'Prompt', key: (prompt) => prompt.id, maxBatch: BATCH })));
+  const source = topicSource(transport, { topic, recordType: 'Prompt', groupId: `${topic}-group`, from: { kind: 'earliest' }, maxInFlight: 2000 });
+  await new Promise<void>((resolve, reject) => {
+    let seen = 0;
+    source.subscribe({
+      next: ({ ack }) => {
+        ack();
+        if (++seen === count) resolve();
+      },
+      error: reject,
+    });
+  });
+  // Stopping a consumer (leaving its group) is setup cost, as the raw passes leave it out too.
+  const seconds = (performance.now() - started) / 1000;
+  await source.stop();
+  return seconds;
+}
+
+/** Produces and consumes `count` pre-encoded messages with the transport's own calls. */
+async function rawTransportPass(transport: Transport, count: number, value: Buffer): Promise<number> {
+  const topic = `bench-raw-${randomBytes(4).toString('hex')}`;
+  await transport.createTopics([{ name: topic, partitions: 4 }]);
+  const started = performance.now();
+  for (let i = 0; i < count; i += BATCH) {
+    const size = Math.min(BATCH, count - i);
+    await transport.produce(Array.from({ length: size }, (_, j) => ({ topic, key: `bench-${i + j}`, value })));
+  }
+  let seen = 0;
+  let finish!: () => void;
+  const done = new Promise<void>((resolve) => (finish = resolve));
+  const subscription = await transport.subscribe({
+    topics: [topic],
+    from: { kind: 'earliest' },
+    eachBatch: async (messages) => {
+      seen += messages.length;
+      if (seen >= count) finish();
+    },
+  });
+  await done;
+  const seconds = (performance.now() - started) / 1000;
+  await subscription.stop();
+  return seconds;
+}
+
+/** Produces and consumes `count` messages with kafkajs alone. */
+async function rawKafkaPass(brokers: string, count: number, value: Buffer): Promise<number> {
+  const kafka = new Kafka({ clientId: 'tsalign-bench', brokers: brokers.split(','), logLevel: logLevel.NOTHING });
+  const topic = `bench-kafkajs-${randomBytes(4).toString('hex')}`;
+  const admin = kafka.admin();
+  await admin.connect();
+  await admin.createTopics({ topics: [{ topic, numPartitions: 4 }], waitForLeaders: true });
+  await admin.disconnect();
+  const producer = kafka.producer();
+  const consumer = kafka.consumer({ groupId: `${topic}-group` });
+  await Promise.all([producer.connect(), consumer.connect()]);
+  try {
+    const started = performance.now();
+    for (let i = 0; i < count; i += BATCH) {
+      const size = Math.min(BATCH, count - i);
+      await producer.send({ topic, acks: -1, messages: Array.from({ length: size }, (_, j) => ({ key: `bench-${i + j}`, value })) });
+    }
+    await consumer.subscribe({ topic, fromBeginning: true });
+    let seen = 0;
+    await new Promise<void>((resolve, reject) => {
+      consumer
+        .run({
+          eachBatch: async ({ batch }) => {
+            seen += batch.messages.length;
+            if (seen >= count) resolve();
+          },
+        })
+        .catch(reject);
+    });
+    return (performance.now() - started) / 1000;
+  } finally {
+    await Promise.all([producer.disconnect(), consumer.disconnect()]);
+  }
+}
+
+function printRows(count: number, rows: Array<[string, PassResult, PassResult]>): void {
+  console.log(`transport throughput: ${count} records produced then consumed, records/s`);
+  console.log(`${'transport'.padEnd(10)} ${'raw'.padStart(10)} ${'tsalign+avro'.padStart(13)} ${'ratio'.padStart(6)}`);
+  for (const [name, raw, tsalign] of rows) {
+    const rawRate = count / raw.seconds;
+    const tsalignRate = count / tsalign.seconds;
+    console.log(`${name.padEnd(10)} ${rawRate.toFixed(0).padStart(10)} ${tsalignRate.toFixed(0).padStart(13)} ${(tsalignRate / rawRate).toFixed(2).padStart(6)}`);
+  }
+}
+
+/** Runs the transport benchmark and prints a table of records/s on stdout. */
+export async function benchTransport(): Promise<void> {
+  setLogLevel('warn');
+  const count = Number(process.env.BENCH_TRANSPORT_RECORDS ?? 20000);
+  const value = encodeRecord('Prompt', samplePrompt(0)).value;
+  const rows: Array<[string, PassResult, PassResult]> = [];
+
+  const dataDir = mkdtempSync(join(tmpdir(), 'tsalign-bench-'));
+  try {
+    const embedded = createTransport({ dataDir });
+    await embedded.connect();
+    try {
+      const raw = await rawTransportPass(embedded, count, value);
+      const tsalign = await tsalignPass(embedded, count);
+      rows.push(['embedded', { label: 'raw', seconds: raw }, { label: 'tsalign', seconds: tsalign }]);
+    } finally {
+      await embedded.close();
+    }
+  } finally {
+    rmSync(dataDir, { recursive: true, force: true });
+  }
+
+  let brokers = process.env.KAFKA_BROKERS?.trim();
+  let stateDir: string | undefined;
+  if (!brokers) {
+    stateDir = mkdtempSync(join(tmpdir(), 'tsalign-bench-kafka-'));
+    brokers = (await startBroker({ stateDir, progress: (line) => console.error(`kafka: ${line}`) })).brokers;
+  }
+  try {
+    const raw = await rawKafkaPass(brokers, count, value);
+    const kafka = createTransport({ brokers, clientId: 'tsalign-bench' });
+    await kafka.connect();
+    try {
+      const tsalign = await tsalignPass(kafka, count);
+      rows.push(['kafka', { label: 'raw', seconds: raw }, { label: 'tsalign', seconds: tsalign }]);
+    } finally {
+      await kafka.close();
+    }
+  } finally {
+    if (stateDir !== undefined) {
+      await stopBroker({ stateDir });
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  }
+  printRows(count, rows);
+}
+
+if (require.main === module) {
+  benchTransport().catch((error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  });
+}
