@@ -239,6 +239,10 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
         trainer: null,
         fed: [],
       };
+      // Announce the base models, so the chain workers and replay can find their checkpoints.
+      for (const [model, ref] of [['POLICY', base.policy], ['STUDENT', base.student]] as const) {
+        await updatesWriter.write({ model, version: ref.version, parentVersion: null, round: 0, uri: ref.uri, sha256: ref.sha256, step: 0n, metrics: {} });
+      }
     }
     state.configHash = hash;
     checkSignal(signal);

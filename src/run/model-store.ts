@@ -14,9 +14,14 @@ import { childLogger } from '../util/logger';
 
 export const TRAINER_STATE_FILE = 'trainer-state.json';
 
+/** File name of the trainer state at the start of a round. */
+export function roundStartFile(round: number): string {
+  return `round-${round}.json`;
+}
+
 /** Reads a saved trainer state, or returns null when there is none. Throws on a corrupted file. */
-export function readTrainerState(dir: string): TrainerState | null {
-  const file = join(dir, TRAINER_STATE_FILE);
+export function readTrainerState(dir: string, name = TRAINER_STATE_FILE): TrainerState | null {
+  const file = join(dir, name);
   if (!existsSync(file)) return null;
   let state: TrainerState;
   try {
@@ -78,9 +83,16 @@ export class DirectoryModelStore implements ModelStore {
     return loadRewardModel(ref.uri, { expectedSha256: ref.sha256 });
   }
 
+  /**
+   * Writes `trainer-state.json`, and once per round `round-<n>.json`: the state at the start of
+   * round n, which `tsalign replay --retrain` resumes from.
+   */
   async saveTrainerState(state: TrainerState): Promise<void> {
     if (this.stateDir === null) return;
     mkdirSync(this.stateDir, { recursive: true });
-    writeFileAtomic(join(this.stateDir, TRAINER_STATE_FILE), JSON.stringify(state, (_key, value: unknown) => (typeof value === 'bigint' ? value.toString() : value)));
+    const json = JSON.stringify(state);
+    writeFileAtomic(join(this.stateDir, TRAINER_STATE_FILE), json);
+    const roundStart = join(this.stateDir, roundStartFile(state.round));
+    if (state.roundPairs.length === 0 && state.counters.policySteps === 0 && !existsSync(roundStart)) writeFileAtomic(roundStart, json);
   }
 }

@@ -149,8 +149,8 @@ export function epochOrder<T extends { id: string }>(items: readonly T[], seed: 
 
 export class Trainer {
   private readonly log: Logger;
-  private readonly dpo: DpoTrainer;
-  private readonly rewardTrainer: RewardTrainer;
+  private dpo: DpoTrainer;
+  private rewardTrainer: RewardTrainer;
   private readonly replay: ReplayBuffer;
   private readonly seenPairIds: Set<string>;
   private readonly roundComparisonIds: Set<string>;
@@ -172,9 +172,24 @@ export class Trainer {
     readonly student: RewardModel,
     private state: TrainerState,
   ) {
-    const { trainer } = options.config;
+    
     this.log = options.logger ?? childLogger('trainer');
-    this.dpo = new DpoTrainer(policy, reference, {
+    this.dpo = this.newDpoTrainer();
+    this.rewardTrainer = this.newRewardTrainer();
+    this.replay = ReplayBuffer.fromJSON(state.replay);
+    this.checkpointed = checkpointedFields(state);
+    this.seenPairIds = new Set(state.seenPairIds);
+    this.roundComparisonIds = new Set(state.roundComparisons.map((comparison) => comparison.id));
+  }
+
+  /**
+   * Creates the DPO trainer with fresh Adam moments. Each round starts fresh, so a round's
+   * training depends only on its reference, its pairs and the config, and a resumed or
+   * replayed round trains exactly as the original did.
+   */
+  private newDpoTrainer(): DpoTrainer {
+    const { trainer } = this.options.config;
+    return new DpoTrainer(this.policy, this.reference, {
       beta: trainer.beta,
       lossType: 'sigmoid',
       labelSmoothing: 0,
@@ -184,17 +199,17 @@ export class Trainer {
       clipNorm: 1,
       weightDecay: 0,
     });
-    this.rewardTrainer = new RewardTrainer(student, {
+  }
+
+  private newRewardTrainer(): RewardTrainer {
+    const { trainer } = this.options.config;
+    return new RewardTrainer(this.student, {
       batchSize: trainer.studentBatchSize + trainer.replayPerStep,
       lr: trainer.studentLr,
       warmupSteps: 0,
       clipNorm: 1,
       weightDecay: 0,
     });
-    this.replay = ReplayBuffer.fromJSON(state.replay);
-    this.checkpointed = checkpointedFields(state);
-    this.seenPairIds = new Set(state.seenPairIds);
-    this.roundComparisonIds = new Set(state.roundComparisons.map((comparison) => comparison.id));
   }
 
   /**
@@ -222,6 +237,7 @@ export class Trainer {
       replay: new ReplayBuffer(trainer.replayBufferSize, run.seed).toJSON(),
       counters: emptyCounters(),
     };
+    await options.store.saveTrainerState(state);
     return Trainer.resume(options, state);
   }
 
@@ -449,7 +465,8 @@ export class Trainer {
           await this.studentStep(comparisons.slice(start, start + trainer.studentBatchSize));
         }
       }
-      this.replay.add(this.state.roundComparisons);
+      // Offered in a seeded order, so the reservoir's content does not depend on arrival order.
+      this.replay.add(epochOrder(this.state.roundComparisons, run.seed, round, -1));
 
       await this.publishCheckpoint(true);
       const counters = this.state.counters;
@@ -481,9 +498,12 @@ export class Trainer {
 
       // The policy as it is now becomes the next round's frozen reference.
       const nextReference = this.policy.clone();
-      this.dpo.setReference(nextReference);
+      this.dpo.dispose();
+      this.rewardTrainer.dispose();
       this.reference.dispose();
       this.reference = nextReference;
+      this.dpo = this.newDpoTrainer();
+      this.rewardTrainer = this.newRewardTrainer();
       this.state = {
         ...this.state,
         round: round + 1,

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerFeed } from './feed';
+import { registerReplay } from './replay';
 import { registerRm } from './rm';
 import { registerRun } from './run';
 import { registerTap } from './tap';
@@ -11,6 +12,7 @@ import { registerTopics } from './topics';
  */
 export const commandRegistrars: Array<(program: Command) => void> = [
   registerFeed,
+  registerReplay,
   registerRm,
   registerRun,
   registerTap,
