@@ -1,7 +1,7 @@
 /** Errors of one input record of `tsalign feed`, with where it sits and how to fix it. */
 import { UsageError } from '../util/errors';
 
-/** Where a record sits in the input: a line of a line format, or an element of a JSON array. */
+/** Position of a record in the input: a line of a line format, or an element of a JSON array. */
 export interface InputLocation {
   /** 1-based line number. */
   line?: number;
@@ -38,7 +38,7 @@ export function previewBytes(bytes: Buffer): string {
 
 /**
  * One input record that cannot become a prompt. The message names the location, the problem,
- * the value (cut short) and the fix. `fatal` errors end the input whatever `--on-error` says,
+ * the value (cut short) and the fix. `fatal` errors end the input under every `--on-error` mode,
  * because nothing after them can be parsed (an invalid JSON array document).
  */
 export class InputRecordError extends UsageError {

@@ -4,7 +4,7 @@
  * - `jsonl`: one JSON value per line; an object gives its text field, a JSON string is the text.
  * - `json`: one JSON array whose elements are objects or strings, as in `jsonl`.
  * - `text`: each line is one prompt.
- * - `hh-rlhf`: Anthropic HH-RLHF lines; the prompt is the dialogue shared by `chosen` and
+ * - `hh-rlhf`: Anthropic HH-RLHF lines. The prompt is the dialogue shared by `chosen` and
  *   `rejected` up to the final "Assistant:" turn, and both replies go to `meta`.
  * Blank lines are skipped in every line format.
  */
@@ -89,8 +89,8 @@ function classify(head: Buffer, ended: boolean): InputFormat | undefined {
   try {
     value = JSON.parse(utf8.decode(line));
   } catch {
-    // A line that opens like JSON but does not parse is a malformed JSON line, and the
-    // jsonl parser reports it with its line number; a quote may just start a text line.
+    // A line that opens with "{" but does not parse is a malformed JSON line, so the jsonl
+    // parser reports it with its line number. A quote may just start a text line.
     return first === 0x7b ? 'jsonl' : 'text';
   }
   if (isHhRecord(value)) return 'hh-rlhf';
@@ -179,8 +179,8 @@ function valueItem(value: unknown, source: string, location: InputLocation, raw:
   const field = fields.find((path) => readPath(value, path) !== undefined);
   if (field === undefined) {
     const keys = Object.keys(value).slice(0, 10).join(', ');
-    const wanted = fields.map((path) => JSON.stringify(path)).join(' or ');
-    return errorItem(location, `missing text field ${wanted} (the object has keys: ${keys || 'none'})`, previewText(source), 'name the field that holds the prompt with --text-field PATH, such as --text-field messages.0.content', raw);
+    const expected = fields.map((path) => JSON.stringify(path)).join(' or ');
+    return errorItem(location, `missing text field ${expected} (the object has keys: ${keys || 'none'})`, previewText(source), 'name the field that holds the prompt with --text-field PATH, such as --text-field messages.0.content', raw);
   }
   const text = readPath(value, field);
   if (typeof text !== 'string') {

@@ -37,6 +37,7 @@ export async function openInput(path: string, options: InputOptions = {}): Promi
   const log = childLogger('feed-input', { input: path });
   let raw: AsyncIterable<Buffer>;
   if (path === '-') {
+    // NOTE: a stop signal does not end a read from stdin; reading ends when stdin closes.
     if (options.follow) {
       throw new UsageError('--follow needs a FILE: stdin is read until it closes anyway; drop --follow or name a file');
     }

@@ -4,7 +4,7 @@ import { contentHash } from '../util/hash';
 import type { PromptInput } from './formats';
 
 export interface PromptDefaults {
-  /** Where the prompts come from: `--source`, else the input file's name. */
+  /** Source name: `--source`, else the input file's name. */
   source: string;
   tags: string[];
   /** Creation time in milliseconds since the Unix epoch. */

@@ -2,7 +2,7 @@
  * Graceful stop on SIGINT and SIGTERM for long-running commands.
  *
  * The first signal calls `stop`, which should stop fetching, let records in flight finish and
- * commit; the command then closes its transport and returns, so the process exits with code 0.
+ * commit. The command then closes its transport and returns, so the process exits with code 0.
  * A second signal exits at once with code 130, the shell's code for an interrupt.
  */
 import { childLogger } from '../util/logger';

@@ -16,7 +16,7 @@ export interface SinkOptions<K extends RecordTypeName> {
   recordType: K;
   /** Message key of a record, usually its id; records with one key share a partition. */
   key(record: RecordTypes[K]): string | null;
-  /** Most records per produce call. Default 500. */
+  /** Maximum records per produce call. Default 500. */
   maxBatch?: number;
 }
 

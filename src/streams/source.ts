@@ -62,8 +62,8 @@ export interface TopicSourceOptions<K extends RecordTypeName> {
 
 /**
  * An Observable of a topic's records. Every subscription is its own consumer with its own
- * offset tracking; `stop()` ends all of them gracefully and `closed()` waits for their last
- * commit after they ended in any way.
+ * offset tracking. `stop()` ends all of them gracefully, and `closed()` waits for the last
+ * commit of each subscription that ended, however it ended.
  */
 export class TopicSource<T> extends Observable<Delivered<T>> {
   private readonly sessions = new Set<SourceSession<T>>();

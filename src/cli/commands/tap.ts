@@ -80,8 +80,8 @@ export async function runTap(topicArgument: string, values: TapOptionValues, out
       if (error.code === 'EPIPE') stop();
     };
     out.on('error', stdoutClosed);
-    // A transport that waits for appends without a pending timer or socket (the embedded log)
-    // would let the process exit while tap follows; this timer keeps it alive until the end.
+    // The embedded log waits for appends without a pending timer or socket, so Node would exit
+    // while tap follows. This timer keeps the process alive until tap ends.
     const keepAlive = setInterval(() => undefined, 60_000);
 
     try {
