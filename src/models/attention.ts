@@ -1,5 +1,5 @@
 import * as tf from '@tensorflow/tfjs';
-import { linear } from './layers';
+import { linear, matMul, transposeLast } from './layers';
 
 /** Keys and values of the positions seen so far, one entry per layer. */
 export type LayerCache = {
@@ -47,8 +47,8 @@ export function selfAttention(
     values = tf.concat([past.values, values], 2);
   }
 
-  const scores = tf.add(tf.mul(tf.matMul(queries, keys, false, true), 1 / Math.sqrt(headSize)), mask); // [batch, heads, time, past + time]
-  const attended = tf.matMul(tf.softmax(scores), values); // [batch, heads, time, headSize]
+  const scores = tf.add(tf.mul(matMul(queries, transposeLast(keys)), 1 / Math.sqrt(headSize)), mask); // [batch, heads, time, past + time]
+  const attended = matMul(tf.softmax(scores), values); // [batch, heads, time, headSize]
   const merged = tf.reshape(tf.transpose(attended, [0, 2, 1, 3]), [batch * time, dModel]) as tf.Tensor2D;
   const output = linear(merged, weights.projWeight, weights.projBias);
   return { output, present: { keys, values } };

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { UsageError } from '../util/errors';
 import { type LayerCache, MASKED, selfAttention } from './attention';
-import { gatherRows, gelu, layerNorm, linear } from './layers';
+import { gatherRows, gelu, layerNorm, linear, matMul, transposeLast } from './layers';
 import type { Tokenizer } from './tokenizer';
 import type { WeightSet, WeightSpec } from './weights';
 
@@ -172,7 +172,7 @@ export function transformerForward(
 /** Applies the LM head: [n, dModel] -> [n, vocab]. */
 export function lmHead(config: ResolvedTransformerConfig, weights: WeightSet, hidden: tf.Tensor2D): tf.Tensor2D {
   const head = weights.get(config.tieEmbeddings ? 'wte.weight' : 'lm_head.weight') as tf.Tensor2D; // [vocab, dModel]
-  return tf.matMul(hidden, head, false, true);
+  return matMul(hidden, transposeLast(head));
 }
 
 /** Returns the causal mask [1, 1, time, time]: 0 on and below the diagonal, `MASKED` above. */

@@ -12,7 +12,7 @@ import {
   transformerForward,
   transformerWeightSpecs,
 } from './gpt';
-import { gatherRows, oneHotFloat } from './layers';
+import { gatherRows, matMul, oneHotFloat } from './layers';
 import { Random, deriveSeed } from './random';
 import { type SamplingOptions, checkSamplingOptions, drawToken } from './sampling';
 import type { Tokenizer } from './tokenizer';
@@ -134,7 +134,7 @@ export class Policy {
       // Sum each pair's scored ids with a [batch, scored] 0/1 matrix (no segment ops, which wasm lacks).
       const assignment = new Float32Array(batch.length * rows.length);
       owner.forEach((b, i) => (assignment[b * rows.length + i] = 1));
-      const sums = tf.matMul(tf.tensor2d(assignment, [batch.length, rows.length]), tokenLogprobs); // [batch, 1]
+      const sums = matMul(tf.tensor2d(assignment, [batch.length, rows.length]), tokenLogprobs); // [batch, 1]
       return tf.reshape(sums, [batch.length]) as tf.Tensor1D;
     });
   }

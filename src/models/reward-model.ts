@@ -8,7 +8,7 @@ import {
   transformerForward,
   transformerWeightSpecs,
 } from './gpt';
-import { gatherRows } from './layers';
+import { gatherRows, matMul } from './layers';
 import type { PromptResponse } from './policy';
 import type { Tokenizer } from './tokenizer';
 import { type WeightSpec, WeightSet } from './weights';
@@ -72,7 +72,7 @@ export class RewardModel {
       const embeddingOffset = tf.mul(tf.tensor2d(responseFlags, [batch.length * time, 1]), segment) as tf.Tensor2D;
       const { hidden } = transformerForward(this.config, this.weights, { ids, mask: causalMask(time), embeddingOffset });
       const last = gatherRows(hidden, tf.tensor1d(lastRows, 'int32')); // [batch, dModel]
-      const scores = tf.add(tf.matMul(last, this.weights.get('score.weight') as tf.Tensor2D), this.weights.get('score.bias')); // [batch, 1]
+      const scores = tf.add(matMul(last, this.weights.get('score.weight') as tf.Tensor2D), this.weights.get('score.bias')); // [batch, 1]
       return tf.reshape(scores, [batch.length]) as tf.Tensor1D;
     });
   }
