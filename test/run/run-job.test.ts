@@ -1,0 +1,102 @@
+import { test, describe, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { validateConfig, withHash } from '../../src/config';
+import { selectBackend } from '../../src/models/backend';
+import { replayRound } from '../../src/replay/replay';
+import { readTopic } from '../../src/replay/read-topic';
+import { runJob } from '../../src/run/job';
+import { createTransport } from '../../src/streams/create-transport';
+import { topicName } from '../../src/streams/topics';
+import type { Transport } from '../../src/streams/transport';
+import { UsageError } from '../../src/util/errors';
+import { kafkaBrokersOrSkip, uniqueTopicName } from '../helpers/kafka';
+
+const tiny = { layers: 1, heads: 2, embedding: 16, contextLength: 40 };
+
+function smallConfig(rounds: number, overrides: Record<string, unknown> = {}) {
+  return withHash(
+    validateConfig({
+      run: { rounds, promptsPerRound: 8, evalPrompts: 6, agreementPrompts: 4, warmupSteps: 4, warmupBatchSize: 8 },
+      chain: { candidates: 3, maxTokens: 6 },
+      trainer: { batchSize: 4, studentBatchSize: 8, epochs: 1 },
+      models: { policy: tiny, student: tiny },
+      ...overrides,
+    }),
+  );
+}
+
+async function embedded(dataDir: string): Promise<Transport> {
+  const transport = createTransport({ dataDir });
+  await transport.connect();
+  return transport;
+}
+
+async function runAndReplay(transport: Transport, dataDir: string, topicPrefix: string) {
+  const result = await runJob({ transport, dataDir, topicPrefix, config: smallConfig(2) });
+  assert.equal(result.interrupted, false);
+  assert.deepEqual(result.rounds.map((row) => row.round), [0, 1, 2]);
+  for (const row of result.rounds.slice(1)) {
+    assert.equal(row.prompts, 8);
+    assert.ok(row.winRateLow <= row.winRate && row.winRate <= row.winRateHigh, `round ${row.round} win rate inside its interval`);
+    assert.ok(row.gateRate >= 0 && row.gateRate <= 1);
+  }
+  assert.ok(existsSync(result.report.html));
+  const report = JSON.parse(readFileSync(result.report.json, 'utf8')) as { rounds: unknown[] };
+  assert.equal(report.rounds.length, 3);
+
+  const manifests = await readTopic(transport, topicName('rounds', topicPrefix), 'RoundManifest');
+  assert.deepEqual(manifests.map((entry) => entry.record.round), [1, 2]);
+  const prompts = await readTopic(transport, topicName('prompts', topicPrefix), 'Prompt');
+  assert.equal(prompts.length, 16);
+
+  const replay = await replayRound({ transport, topicPrefix, dataDir, round: 2, retrain: true });
+  assert.equal(replay.different, 0);
+  assert.equal(replay.missing, 0);
+  assert.equal(replay.extra, 0);
+  assert.equal(replay.missingVerdicts, 0);
+  assert.equal(replay.retrain?.matched, true);
+  assert.equal(replay.ok, true);
+  return result;
+}
+
+describe('run job', () => {
+  before(async () => {
+    await selectBackend({ force: 'cpu' });
+  });
+
+  test('embedded run replays exactly', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tsalign-run-'));
+    const transport = await embedded(dataDir);
+    try {
+      const first = await runAndReplay(transport, dataDir, 'tsalign.');
+
+      // A second run with one more round continues after round 2 and keeps the earlier rows.
+      const second = await runJob({ transport, dataDir, topicPrefix: 'tsalign.', config: smallConfig(3) });
+      assert.deepEqual(second.rounds.map((row) => row.round), [0, 1, 2, 3]);
+      assert.deepEqual(second.rounds.slice(0, 3), first.rounds);
+
+      await assert.rejects(replayRound({ transport, topicPrefix: 'tsalign.', dataDir, round: 9 }), (error: unknown) => error instanceof UsageError && /no manifest for round 9/.test(error.message));
+      await assert.rejects(
+        runJob({ transport, dataDir, topicPrefix: 'tsalign.', config: smallConfig(3, { chain: { candidates: 4, maxTokens: 6 } }) }),
+        (error: unknown) => error instanceof UsageError && /another configuration/.test(error.message),
+      );
+    } finally {
+      await transport.close();
+    }
+  });
+
+  const kafka = kafkaBrokersOrSkip();
+  test('kafka run replays exactly', { skip: kafka.skip }, async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tsalign-run-kafka-'));
+    const transport = createTransport({ brokers: kafka.brokers, dataDir });
+    await transport.connect();
+    try {
+      await runAndReplay(transport, dataDir, `${uniqueTopicName('run')}.`);
+    } finally {
+      await transport.close();
+    }
+  });
+});
