@@ -8,7 +8,7 @@ import { ClippedAdam, type ClippedAdamOptions } from './optimizer';
 import { accumulateGradients, chunk } from './gradients';
 import type { PromptResponse } from './dpo-step';
 
-/** What the trainer needs from a reward model; `RewardModel` in src/models provides it. */
+/** The part of a reward model that the trainer uses; `RewardModel` in src/models provides it. */
 export interface ScoringModel {
   readonly variables: tf.Variable[];
   /** One scalar reward per (prompt, response), shape [batch], differentiable in `variables`. */

@@ -13,7 +13,7 @@ export interface PromptResponse {
   response: string;
 }
 
-/** What the DPO trainer needs from a policy; `Policy` in src/models provides it. */
+/** The part of a policy that the DPO trainer uses; `Policy` in src/models provides it. */
 export interface LogprobModel {
   readonly variables: tf.Variable[];
   /** Summed response-token log-probs, shape [batch], differentiable in `variables`. */
@@ -99,7 +99,7 @@ export class DpoTrainer {
     return this.optimizer.step;
   }
 
-  /** Replaces the reference (at a round boundary) and forgets the cached reference log-probs. */
+  /** Replaces the reference (at a round boundary) and clears the cached reference log-probs. */
   setReference(reference: LogprobModel): void {
     assertSeparateModels(this.policy, reference);
     this.reference = reference;

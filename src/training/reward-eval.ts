@@ -5,7 +5,7 @@
 import { type PairwiseAccuracy, pairwiseAccuracy } from './stats';
 import type { PromptResponse } from './dpo-step';
 
-/** What evaluation needs from a reward model; `RewardModel` in src/models provides it. */
+/** The part of a reward model that evaluation uses; `RewardModel` in src/models provides it. */
 export interface RewardScorer {
   /** One score per (prompt, response), computed without a gradient tape. */
   score(batch: PromptResponse[]): Promise<number[]>;
@@ -16,8 +16,8 @@ const EVAL_CHUNK = 64;
 
 /**
  * Scores the chosen and rejected response of every pair and returns the pairwise accuracy with
- * its 95% Wilson interval; a tie counts as half a win. `onProgress` receives the number of pairs
- * scored so far.
+ * its 95% Wilson interval, where a tie counts as half a win. `onProgress` receives the number of
+ * pairs scored so far.
  */
 export async function evaluateRewardModel(
   model: RewardScorer,

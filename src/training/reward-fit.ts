@@ -26,7 +26,7 @@ export interface RewardFitOptions {
   onProgress?: (progress: FitProgress) => void;
 }
 
-/** Where a fit stands. */
+/** Progress of a running fit. */
 export interface FitProgress {
   step: number;
   totalSteps: number;

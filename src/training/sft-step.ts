@@ -54,7 +54,7 @@ export function buildSftBatch(tokenizer: Tokenizer, examples: readonly PromptRes
   return { inputs, targets, mask, tokenCount };
 }
 
-/** What the SFT trainer needs from a policy; `Policy` in src/models provides it. */
+/** The part of a policy that the SFT trainer uses; `Policy` in src/models provides it. */
 export interface LanguageModel {
   readonly variables: tf.Variable[];
   readonly tokenizer: Tokenizer;

@@ -73,7 +73,8 @@ describe('DpoTrainer', () => {
       // At equal weights every implicit reward is 0, so the first loss is ln 2 (sigmoid) or (1/(2 beta))^2 (IPO).
       const expectedLoss = lossType === 'sigmoid' ? Math.LN2 : (1 / (2 * 0.1)) ** 2;
       assert.ok(Math.abs(result.loss - expectedLoss) < 1e-4, `first loss ${result.loss}, expected ${expectedLoss}`);
-      assert.ok(result.gradNorm > 0 && Number.isFinite(result.gradNorm), `gradNorm ${result.gradNorm}`);
+      assert.ok(result.gradNorm > 0, `gradNorm ${result.gradNorm}`);
+      assert.ok(Number.isFinite(result.gradNorm), `gradNorm ${result.gradNorm}`);
       assert.equal(result.skipped, false);
 
       trainer.dispose();
