@@ -76,10 +76,11 @@ function checkBrokers(brokers: string): void {
 
 /**
  * Creates and connects the transport the options select. A Kafka broker that cannot be reached
- * fails within CONNECT_TIMEOUT_MS with an error naming the address (exit code 1).
+ * fails within CONNECT_TIMEOUT_MS with an error naming the address (exit code 1). Commands that
+ * only read pass `readOnly`, so they can open the embedded log while another process writes it.
  */
-export async function openTransport(options: CommonOptions, clientId = 'tsalign-cli'): Promise<Transport> {
-  const transport = createTransport({ brokers: options.brokers, dataDir: options.dataDir, clientId });
+export async function openTransport(options: CommonOptions, clientId = 'tsalign-cli', access: { readOnly?: boolean } = {}): Promise<Transport> {
+  const transport = createTransport({ brokers: options.brokers, dataDir: options.dataDir, clientId, readOnly: access.readOnly });
   const log = childLogger('transport', { kind: transport.kind, address: transport.address });
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_resolve, reject) => {

@@ -9,6 +9,11 @@ export interface CreateTransportOptions {
   dataDir?: string;
   /** Kafka client id; default `tsalign`. */
   clientId?: string;
+  /**
+   * Open the embedded log read-only, beside the process that writes it (see EmbeddedTransport).
+   * Kafka needs no such mode, so it ignores this. Default false.
+   */
+  readOnly?: boolean;
 }
 
 /**
@@ -20,5 +25,5 @@ export function createTransport(options: CreateTransportOptions = {}): Transport
   if (brokers) {
     return new KafkaTransport(options.clientId ? { brokers, clientId: options.clientId } : { brokers });
   }
-  return new EmbeddedTransport(options.dataDir ? { dataDir: options.dataDir } : {});
+  return new EmbeddedTransport({ ...(options.dataDir ? { dataDir: options.dataDir } : {}), readOnly: options.readOnly === true });
 }

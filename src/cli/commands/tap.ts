@@ -58,7 +58,8 @@ export async function runTap(topicArgument: string, values: TapOptionValues, out
   const since = values.since === undefined ? undefined : parseSince(values.since, Date.now());
   const log = childLogger('tap', { topic });
 
-  const transport = await openTransport(common, 'tsalign-tap');
+  // Read-only, so tap can watch a data directory that a running job holds the writer lock of.
+  const transport = await openTransport(common, 'tsalign-tap', { readOnly: true });
   try {
     await requireTopic(transport, topic);
     const from = await startPosition(transport, topic, values, since);
@@ -80,9 +81,6 @@ export async function runTap(topicArgument: string, values: TapOptionValues, out
       if (error.code === 'EPIPE') stop();
     };
     out.on('error', stdoutClosed);
-    // The embedded log waits for appends without a pending timer or socket, so Node would exit
-    // while tap follows. This timer keeps the process alive until tap ends.
-    const keepAlive = setInterval(() => undefined, 60_000);
 
     try {
       await new Promise<void>((resolve, reject) => {
@@ -116,7 +114,6 @@ export async function runTap(topicArgument: string, values: TapOptionValues, out
         };
       });
     } finally {
-      clearInterval(keepAlive);
       shutdown.dispose();
       out.off('error', stdoutClosed);
     }

@@ -48,7 +48,7 @@ export async function runTopics(action: string, values: TopicsOptionValues, out:
     throw new UsageError('--partitions applies to `tsalign topics create` only');
   }
 
-  const transport = await openTransport(common, 'tsalign-topics');
+  const transport = await openTransport(common, 'tsalign-topics', { readOnly: action === 'list' });
   try {
     if (action === 'create') await ensureTopics(transport, common.topicPrefix, TOPIC_NAMES, partitions);
     const rows = await listRows(transport, common.topicPrefix);

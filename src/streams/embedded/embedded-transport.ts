@@ -1,8 +1,10 @@
 /**
- * The embedded transport: a durable partitioned log in a local data directory, for one process.
+ * The embedded transport: a durable partitioned log in a local data directory. One process
+ * writes (it holds the lock); any number of processes may read it at the same time with
+ * `readOnly`, and their subscriptions follow the writer's appends.
  *
  * Layout under the data directory:
- *   LOCK                                   pid of the process that has it open (lock.ts)
+ *   LOCK                                   pid of the writer process (lock.ts)
  *   topics/<topic>/topic.json              { name, partitions }, written last on creation
  *   topics/<topic>/<partition>/<base>.log  segment files (partition-log.ts, frame.ts)
  *   groups/<group>.json                    committed offsets (group-offsets.ts)
@@ -26,7 +28,7 @@ import {
 import { resolveStartOffsets, validateExplicitPartitions, validatePartition, validateTopicName, validateTopicSpec } from '../transport-support';
 import { GroupOffsetStore } from './group-offsets';
 import { acquireDataDirLock } from './lock';
-import { fsyncDirectory, PartitionLog } from './partition-log';
+import { fsyncDirectory, PartitionLog, type PartitionLogOptions } from './partition-log';
 import { AppendSignal, EmbeddedSubscription, type AssignedPartition } from './subscription';
 import type { FrameRecord } from './frame';
 
@@ -37,6 +39,25 @@ export interface EmbeddedTransportOptions {
   dataDir?: string;
   /** Size at which a partition starts a new segment file, in bytes; default 64 MiB. */
   segmentBytes?: number;
+  /**
+   * Open for reading beside the writer process, without taking the lock: produce, commit and
+   * topic creation or deletion then fail with ReadOnlyTransportError. Default false.
+   */
+  readOnly?: boolean;
+}
+
+/** A write (produce, commit, topic creation or deletion) on a read-only embedded transport. */
+export class ReadOnlyTransportError extends Error {
+  override readonly name = 'ReadOnlyTransportError';
+  constructor(
+    readonly dataDir: string,
+    readonly operation: string,
+  ) {
+    super(
+      `cannot ${operation}: the embedded log at ${dataDir} is open read-only; ` +
+        'open it without readOnly to write, which needs the writer lock that only one process holds at a time',
+    );
+  }
 }
 
 interface OpenTopic {
@@ -51,6 +72,7 @@ export class EmbeddedTransport implements Transport {
   /** Absolute path of the data directory. */
   readonly address: string;
 
+  readonly readOnly: boolean;
   private readonly segmentBytes: number | undefined;
   private readonly logger: Logger;
   private readonly topicsDir: string;
@@ -62,40 +84,50 @@ export class EmbeddedTransport implements Transport {
   private readonly subscriptions = new Set<EmbeddedSubscription>();
   /** Serialises topic creation so two calls cannot create the same topic at once. */
   private createQueue: Promise<unknown> = Promise.resolve();
+  private connected = false;
+  /** Releases the writer lock; undefined when read-only or not connected. */
   private releaseLock: (() => void) | undefined;
 
   constructor(options: EmbeddedTransportOptions = {}) {
     this.address = path.resolve(options.dataDir ?? DEFAULT_DATA_DIR);
     this.segmentBytes = options.segmentBytes;
-    this.logger = childLogger('embedded-transport', { dataDir: this.address });
+    this.readOnly = options.readOnly === true;
+    this.logger = childLogger('embedded-transport', { dataDir: this.address, readOnly: this.readOnly });
     this.topicsDir = path.join(this.address, 'topics');
-    this.groupOffsets = new GroupOffsetStore(path.join(this.address, 'groups'));
+    this.groupOffsets = new GroupOffsetStore(path.join(this.address, 'groups'), !this.readOnly);
   }
 
-  /** Creates the data directory if needed and takes its lock. */
+  /**
+   * Creates the data directory if needed and takes its lock. A read-only transport creates and
+   * locks nothing; a data directory that does not exist yet simply has no topics.
+   */
   async connect(): Promise<void> {
-    if (this.releaseLock) return;
-    await fs.mkdir(this.topicsDir, { recursive: true });
-    this.releaseLock = acquireDataDirLock(this.address);
+    if (this.connected) return;
+    if (!this.readOnly) {
+      await fs.mkdir(this.topicsDir, { recursive: true });
+      this.releaseLock = acquireDataDirLock(this.address);
+    }
+    this.connected = true;
     this.logger.debug('embedded log opened');
   }
 
   /** Stops every subscription, closes the segment files and releases the lock. */
   async close(): Promise<void> {
-    if (!this.releaseLock) return;
+    if (!this.connected) return;
     await Promise.all([...this.subscriptions].map((subscription) => subscription.stop()));
     const opened = await Promise.allSettled(this.topics.values());
     for (const result of opened) {
       if (result.status === 'fulfilled') for (const log of result.value.partitions) await log.close();
     }
     this.topics.clear();
-    this.releaseLock();
+    this.releaseLock?.();
     this.releaseLock = undefined;
+    this.connected = false;
     this.logger.debug('embedded log closed');
   }
 
   async createTopics(specs: TopicSpec[]): Promise<void> {
-    this.requireConnected();
+    this.requireWritable('create topics');
     for (const spec of specs) validateTopicSpec(spec);
     const result = this.createQueue.then(async () => {
       for (const spec of specs) await this.createTopic(spec);
@@ -107,7 +139,15 @@ export class EmbeddedTransport implements Transport {
   async listTopics(): Promise<TopicInfo[]> {
     this.requireConnected();
     const topics: TopicInfo[] = [];
-    for (const name of (await fs.readdir(this.topicsDir)).sort()) {
+    let names: string[];
+    try {
+      names = await fs.readdir(this.topicsDir);
+    } catch (error) {
+      // Only a reader can see a missing directory, before any writer has created it.
+      if (this.readOnly && (error as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw error;
+    }
+    for (const name of names.sort()) {
       const meta = await this.readTopicMeta(name);
       if (meta) topics.push(meta);
     }
@@ -116,7 +156,7 @@ export class EmbeddedTransport implements Transport {
 
   /** Deletes topics and their data; names that do not exist are ignored. Stop their subscriptions first. */
   async deleteTopics(names: string[]): Promise<void> {
-    this.requireConnected();
+    this.requireWritable('delete topics');
     for (const name of names) {
       validateTopicName(name);
       const open = this.topics.get(name);
@@ -128,7 +168,7 @@ export class EmbeddedTransport implements Transport {
   }
 
   async produce(records: ProduceRecord[]): Promise<RecordPosition[]> {
-    this.requireConnected();
+    this.requireWritable('produce');
     const now = Date.now();
     const positions: RecordPosition[] = new Array(records.length);
     /** Records per partition log, with their index in `records`, in call order. */
@@ -179,15 +219,15 @@ export class EmbeddedTransport implements Transport {
   }
 
   async beginOffsets(topic: string): Promise<PartitionOffset[]> {
-    return (await this.openTopic(topic)).partitions.map((log, partition) => ({ partition, offset: log.startOffset }));
+    return (await this.openCurrentTopic(topic)).partitions.map((log, partition) => ({ partition, offset: log.startOffset }));
   }
 
   async endOffsets(topic: string): Promise<PartitionOffset[]> {
-    return (await this.openTopic(topic)).partitions.map((log, partition) => ({ partition, offset: log.endOffset }));
+    return (await this.openCurrentTopic(topic)).partitions.map((log, partition) => ({ partition, offset: log.endOffset }));
   }
 
   async offsetsForTime(topic: string, at: number): Promise<PartitionOffset[]> {
-    return (await this.openTopic(topic)).partitions.map((log, partition) => ({ partition, offset: log.offsetForTime(at) }));
+    return (await this.openCurrentTopic(topic)).partitions.map((log, partition) => ({ partition, offset: log.offsetForTime(at) }));
   }
 
   async committedOffsets(groupId: string, topic: string): Promise<PartitionOffset[]> {
@@ -200,7 +240,7 @@ export class EmbeddedTransport implements Transport {
   }
 
   async commit(groupId: string, positions: RecordPosition[]): Promise<void> {
-    this.requireConnected();
+    this.requireWritable('commit offsets');
     if (!groupId) throw new UsageError('a commit needs a consumer group id (groupId)');
     for (const position of positions) {
       const open = await this.openTopic(position.topic);
@@ -210,8 +250,9 @@ export class EmbeddedTransport implements Transport {
   }
 
   /**
-   * Subscribes to the topics. Every subscription reads all partitions of its topics, because one
-   * process owns the embedded log and has no other group members to share them with.
+   * Subscribes to the topics. Every subscription reads all partitions of its topics, because the
+   * embedded log has no group members to share them with. On a read-only transport the
+   * subscription follows the writer process's appends, new segments included.
    */
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
     this.requireConnected();
@@ -241,9 +282,21 @@ export class EmbeddedTransport implements Transport {
   }
 
   private requireConnected(): void {
-    if (!this.releaseLock) {
+    if (!this.connected) {
       throw new Error(`the embedded transport on ${this.address} is not connected; call connect() first`);
     }
+  }
+
+  private requireWritable(operation: string): void {
+    this.requireConnected();
+    if (this.readOnly) throw new ReadOnlyTransportError(this.address, operation);
+  }
+
+  /** Opens a topic and, when read-only, first indexes what the writer appended since. */
+  private async openCurrentTopic(name: string): Promise<OpenTopic> {
+    const open = await this.openTopic(name);
+    if (this.readOnly) for (const log of open.partitions) await log.refresh();
+    return open;
   }
 
   private async createTopic(spec: TopicSpec): Promise<void> {
@@ -310,9 +363,9 @@ export class EmbeddedTransport implements Transport {
     return { name, partitions };
   }
 
-  private logOptions(topic: string, partition: number): { segmentBytes?: number; logger: Logger } {
+  private logOptions(topic: string, partition: number): PartitionLogOptions {
     const logger = this.logger.child({ topic, partition });
-    return this.segmentBytes === undefined ? { logger } : { segmentBytes: this.segmentBytes, logger };
+    return this.segmentBytes === undefined ? { logger, readOnly: this.readOnly } : { segmentBytes: this.segmentBytes, logger, readOnly: this.readOnly };
   }
 }
 

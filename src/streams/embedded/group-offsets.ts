@@ -16,7 +16,14 @@ export class GroupOffsetStore {
   /** Serialises writes so a slower earlier commit cannot overwrite a later one. */
   private writeQueue: Promise<unknown> = Promise.resolve();
 
-  constructor(private readonly dir: string) {}
+  /**
+   * `cache` keeps each group's offsets in memory after the first read, which is right for the
+   * writer process, the only one that commits. A reader beside it passes false to see new commits.
+   */
+  constructor(
+    private readonly dir: string,
+    private readonly cache = true,
+  ) {}
 
   /** Committed next-to-read offset, or -1 when the group has committed nothing there. */
   async committed(groupId: string, topic: string, partition: number): Promise<number> {
@@ -32,7 +39,7 @@ export class GroupOffsetStore {
         (offsets[topic] ??= {})[String(partition)] = offset;
       }
       await this.write(groupId, offsets);
-      this.groups.set(groupId, offsets);
+      if (this.cache) this.groups.set(groupId, offsets);
     });
     this.writeQueue = result.catch(() => {});
     return result;
@@ -44,7 +51,7 @@ export class GroupOffsetStore {
   }
 
   private async load(groupId: string): Promise<GroupOffsets> {
-    const cached = this.groups.get(groupId);
+    const cached = this.cache ? this.groups.get(groupId) : undefined;
     if (cached) return cached;
     const file = this.fileOf(groupId);
     let offsets: GroupOffsets = {};
@@ -57,7 +64,7 @@ export class GroupOffsetStore {
         });
       }
     }
-    this.groups.set(groupId, offsets);
+    if (this.cache) this.groups.set(groupId, offsets);
     return offsets;
   }
 

@@ -1,6 +1,7 @@
 /**
- * The embedded log's single-process guard: a `LOCK` file in the data directory naming the pid
+ * The embedded log's single-writer guard: a `LOCK` file in the data directory naming the pid
  * that holds it. A lock left by a process that has exited is stale and gets taken over.
+ * Read-only transports do not take it.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -24,8 +25,8 @@ export class DataDirLockedError extends Error {
     super(
       `data directory ${dataDir} is in use by ${holderPid === -1 ? 'a starting process' : `process ${holderPid}`}` +
         (holderPid === process.pid ? ' (this process: another embedded transport on it is still open)' : '') +
-        `; the embedded log allows one process at a time, so stop that process, use another --data-dir, ` +
-        'or use Kafka (--brokers) to share topics between processes',
+        `; the embedded log allows one writer process at a time, so stop that process, use another --data-dir, ` +
+        'or use Kafka (--brokers) to write from several processes (readers such as `tsalign tap` need no lock)',
     );
   }
 }

@@ -5,6 +5,10 @@
  * Opening a partition scans its segments, builds the in-memory offset index and repairs a torn
  * tail: a crash during an append can leave a partial or damaged final frame in the last segment,
  * which is truncated away because the append it belonged to was never acknowledged.
+ *
+ * A read-only log (another process writes) changes no file. It indexes complete, valid frames
+ * only, and `refresh()` indexes the frames and segments the writer added since. A partial or
+ * damaged frame at the tail is taken for an append in progress and read again later.
  */
 import fs from 'node:fs/promises';
 import path from 'node:path';
@@ -18,9 +22,26 @@ export interface StoredRecord extends FrameRecord {
 interface Segment {
   baseOffset: number;
   file: string;
-  /** Bytes of complete frames; the next append writes here. */
+  /** Bytes of complete frames; the next append writes here, and a read-only scan resumes here. */
   size: number;
   handle: fs.FileHandle;
+}
+
+export interface PartitionLogOptions {
+  /** Size at which a new segment file starts, in bytes; default 64 MiB. */
+  segmentBytes?: number;
+  logger: Logger;
+  /** Open without creating, repairing or appending anything, for a reader beside the writer process. */
+  readOnly?: boolean;
+}
+
+/** Where a scan of a segment stopped and why, when it stopped before the end of the file. */
+interface ScanResult {
+  position: number;
+  fileSize: number;
+  damage?: string;
+  /** True when the scan stopped at a partial frame rather than a damaged one. */
+  incomplete?: boolean;
 }
 
 const SEGMENT_NAME = /^(\d{20})\.log$/;
@@ -51,22 +72,33 @@ export class PartitionLog {
    * search on it finds the first record at or after a time even when timestamps are not ordered.
    */
   private readonly maxTimestamps: number[] = [];
-  /** Serialises appends; reads need no lock because they only see offsets below `endOffset`. */
+  /**
+   * Serialises appends, and the refreshes of a read-only log. Reads need no lock because they
+   * only see offsets below `endOffset`.
+   */
   private appendQueue: Promise<unknown> = Promise.resolve();
+  /** Set when a read-only scan stopped at a damaged frame, to log it once rather than on every refresh. */
+  private reportedDamage: string | undefined;
 
   private constructor(
     readonly dir: string,
     private readonly segmentBytes: number,
     private readonly logger: Logger,
+    readonly readOnly: boolean,
   ) {}
 
-  /** Opens (or creates) the partition directory, scanning and repairing its segments. */
-  static async open(dir: string, options: { segmentBytes?: number; logger: Logger }): Promise<PartitionLog> {
-    const log = new PartitionLog(dir, options.segmentBytes ?? DEFAULT_SEGMENT_BYTES, options.logger);
-    await fs.mkdir(dir, { recursive: true });
+  /**
+   * Opens the partition directory, scanning its segments. A writable log creates the directory
+   * when missing and repairs a torn tail; a read-only one expects the directory and changes nothing.
+   */
+  static async open(dir: string, options: PartitionLogOptions): Promise<PartitionLog> {
+    const readOnly = options.readOnly === true;
+    const log = new PartitionLog(dir, options.segmentBytes ?? DEFAULT_SEGMENT_BYTES, options.logger, readOnly);
+    if (!readOnly) await fs.mkdir(dir, { recursive: true });
     const names = (await fs.readdir(dir)).filter((name) => SEGMENT_NAME.test(name)).sort();
     if (names.length === 0) {
-      await log.addSegment(0);
+      // A read-only log waits for the writer's first segment in refresh().
+      if (!readOnly) await log.addSegment(0);
       return log;
     }
     for (const [index, name] of names.entries()) {
@@ -84,7 +116,7 @@ export class PartitionLog {
 
   /** Log start offset. The embedded log keeps everything, so it is the first segment's base. */
   get startOffset(): number {
-    return this.segments[0].baseOffset;
+    return this.segments.length > 0 ? this.segments[0].baseOffset : 0;
   }
 
   /** Offset the next append gets. */
@@ -94,6 +126,7 @@ export class PartitionLog {
 
   /** Appends records and fsyncs them; resolves with the offset of the first one. */
   append(records: FrameRecord[]): Promise<number> {
+    if (this.readOnly) return Promise.reject(new Error(`cannot append to ${this.dir}: the partition is open read-only`));
     const result = this.appendQueue.then(() => this.appendNow(records));
     this.appendQueue = result.catch(() => {});
     return result;
@@ -134,6 +167,17 @@ export class PartitionLog {
       at += frame.length;
     }
     return records;
+  }
+
+  /**
+   * Indexes the frames and segments another process appended since the last scan, for a
+   * read-only log; resolves with true when `endOffset` grew. Concurrent calls run one at a time.
+   */
+  refresh(): Promise<boolean> {
+    if (!this.readOnly) return Promise.resolve(false);
+    const result = this.appendQueue.then(() => this.refreshNow());
+    this.appendQueue = result.catch(() => {});
+    return result;
   }
 
   /** First offset whose record has timestamp >= `at`, or the end offset when there is none. */
@@ -221,14 +265,66 @@ export class PartitionLog {
     return segment;
   }
 
-  /** Scans a segment's frames into the index; truncates a torn tail of the last segment. */
-  private async loadSegment(file: string, baseOffset: number, isLast: boolean): Promise<void> {
-    const handle = await fs.open(file, isLast ? 'r+' : 'r');
+  private async refreshNow(): Promise<boolean> {
+    const before = this.endOffset;
+    for (;;) {
+      const last = this.segments[this.segments.length - 1];
+      if (last !== undefined) {
+        const scan = await this.scanSegment(last.handle, last.file, last.size);
+        last.size = scan.position;
+        if (scan.position < scan.fileSize) {
+          this.noteTornTail(last.file, scan);
+          break;
+        }
+        // The writer starts a new segment only after at least one record in this one.
+        if (this.endOffset === last.baseOffset) break;
+      }
+      // The writer starts the next segment at the offset after the last frame of this one.
+      if (!(await this.openNextSegment())) break;
+    }
+    return this.endOffset > before;
+  }
+
+  /** Logs a damaged tail that a read-only scan waits at, once per position. */
+  private noteTornTail(file: string, scan: ScanResult): void {
+    if (scan.incomplete) return;
+    const key = `${file}:${scan.position}`;
+    if (this.reportedDamage === key) return;
+    this.reportedDamage = key;
+    // Usually the writer is in the middle of this append; after a crash, its next start truncates it.
+    this.logger.debug({ file, position: scan.position, reason: scan.damage }, 'waiting at an unfinished frame');
+  }
+
+  /** Opens the segment that starts at `endOffset` when the writer has created it. */
+  private async openNextSegment(): Promise<boolean> {
+    const baseOffset = this.endOffset;
+    const file = path.join(this.dir, segmentFileName(baseOffset));
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(file, 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw error;
+    }
+    this.segments.push({ baseOffset, file, size: 0, handle });
+    return true;
+  }
+
+  /**
+   * Indexes the complete, valid frames of a segment from byte `from`, and returns where it
+   * stopped: the end of the file, or the first partial or damaged frame.
+   */
+  private async scanSegment(handle: fs.FileHandle, file: string, from: number): Promise<ScanResult> {
     const fileSize = (await handle.stat()).size;
-    let position = 0;
+    if (fileSize < from) {
+      throw new Error(
+        `segment ${file} shrank to ${fileSize} bytes below the ${from} bytes already read; the writer removed ` +
+          'records this reader has seen (a failed append), so restart the reader',
+      );
+    }
+    let position = from;
     let window = Buffer.alloc(0);
-    let windowStart = 0;
-    let damage: string | undefined;
+    let windowStart = from;
 
     while (position < fileSize) {
       const view = window.subarray(position - windowStart);
@@ -239,13 +335,9 @@ export class PartitionLog {
         position += check.length;
         continue;
       }
-      if (check.kind === 'corrupt') {
-        damage = check.reason;
-        break;
-      }
+      if (check.kind === 'corrupt') return { position, fileSize, damage: check.reason };
       if (windowStart + window.length >= fileSize) {
-        damage = `incomplete frame of ${fileSize - position} bytes`;
-        break;
+        return { position, fileSize, damage: `incomplete frame of ${fileSize - position} bytes`, incomplete: true };
       }
       // Read the whole next frame when its length is known, else a chunk.
       const frameLength = view.length >= FRAME_HEADER_BYTES ? FRAME_HEADER_BYTES + view.readUInt32BE(0) : 0;
@@ -254,7 +346,22 @@ export class PartitionLog {
       windowStart = position;
       const { bytesRead } = await handle.read(window, 0, length, position);
       window = window.subarray(0, bytesRead);
+      if (bytesRead === 0) return { position, fileSize, damage: 'file ended early', incomplete: true };
     }
+    return { position, fileSize };
+  }
+
+  /**
+   * Scans a segment's frames into the index. A writable log truncates a torn tail of the last
+   * segment; a read-only one stops before it and leaves it to refresh().
+   */
+  private async loadSegment(file: string, baseOffset: number, isLast: boolean): Promise<void> {
+    const handle = await fs.open(file, isLast && !this.readOnly ? 'r+' : 'r');
+    const scan = await this.scanSegment(handle, file, 0).catch(async (error: unknown) => {
+      await handle.close();
+      throw error;
+    });
+    const { position, fileSize, damage } = scan;
 
     if (damage !== undefined) {
       if (!isLast) {
@@ -264,12 +371,13 @@ export class PartitionLog {
             'it would lose later records; move the data directory away or restore it from a backup',
         );
       }
-      this.logger.warn(
-        { file, position, droppedBytes: fileSize - position, reason: damage },
-        'truncating torn tail of segment',
-      );
-      await handle.truncate(position);
-      await handle.sync();
+      if (this.readOnly) {
+        this.noteTornTail(file, scan);
+      } else {
+        this.logger.warn({ file, position, droppedBytes: fileSize - position, reason: damage }, 'truncating torn tail of segment');
+        await handle.truncate(position);
+        await handle.sync();
+      }
     }
     this.segments.push({ baseOffset, file, size: position, handle });
   }

@@ -1,10 +1,12 @@
 /**
  * A subscription to the embedded log: reads each assigned partition from its start offset and
- * then tails it. Appends wake a waiting subscription through an AppendSignal, so an idle
- * subscription polls nothing.
+ * then tails it. In the writer process, appends wake a waiting subscription through an
+ * AppendSignal, so an idle subscription polls nothing. On a read-only log, another process
+ * appends, so an idle subscription refreshes its partitions whenever a GrowthWatcher wakes it.
  */
 import type { Logger } from 'pino';
 import type { ConsumedMessage, Subscription } from '../transport';
+import { GrowthWatcher } from './follow';
 import type { PartitionLog } from './partition-log';
 
 /** Most records and bytes handed to one `eachBatch` call. */
@@ -48,6 +50,8 @@ export class EmbeddedSubscription implements Subscription {
   /** Resolves when stop() is called, to end a wait for appends. */
   private readonly stopRequested: Promise<void>;
   private requestStop!: () => void;
+  /** Watches the partition directories when another process appends; undefined in the writer. */
+  private readonly watcher: GrowthWatcher | undefined;
 
   constructor(
     private readonly partitions: AssignedPartition[],
@@ -56,6 +60,9 @@ export class EmbeddedSubscription implements Subscription {
     private readonly logger: Logger,
   ) {
     this.stopRequested = new Promise((resolve) => (this.requestStop = resolve));
+    const followed = partitions.filter((assigned) => assigned.log.readOnly);
+    // A directory watch reports both new segment files and writes to existing ones.
+    this.watcher = followed.length > 0 ? new GrowthWatcher(followed.map((assigned) => assigned.log.dir), logger) : undefined;
     this.done = this.run();
     // Callers may only call stop() and never look at `done`; its failure is still logged below.
     this.done.catch(() => {});
@@ -64,6 +71,7 @@ export class EmbeddedSubscription implements Subscription {
   async stop(): Promise<void> {
     this.stopping = true;
     this.requestStop();
+    this.watcher?.close();
     await this.done.catch(() => {});
   }
 
@@ -94,12 +102,28 @@ export class EmbeddedSubscription implements Subscription {
           delivered = true;
         }
 
-        if (!delivered && !this.stopping) await Promise.race([appended, this.stopRequested]);
+        if (delivered || this.stopping) continue;
+        if (this.watcher === undefined) {
+          await Promise.race([appended, this.stopRequested]);
+        } else if (!(await this.refreshPartitions())) {
+          await this.watcher.wait();
+        }
       }
       this.logger.debug('subscription stopped');
     } catch (error) {
       this.logger.error({ err: error }, 'subscription failed');
       throw error;
+    } finally {
+      this.watcher?.close();
     }
+  }
+
+  /** Indexes what another process appended to the read-only partitions; true when any grew. */
+  private async refreshPartitions(): Promise<boolean> {
+    let grew = false;
+    for (const assigned of this.partitions) {
+      if (await assigned.log.refresh()) grew = true;
+    }
+    return grew;
   }
 }
