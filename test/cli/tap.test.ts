@@ -4,6 +4,10 @@ import { join } from 'node:path';
 import { runCli, startCli, tempDir, waitForOutput } from './feed-cli';
 import { formatRecord, parsePartitionOffset, parseSince, toJsonValue } from '../../src/cli/commands/tap';
 import { UsageError } from '../../src/util/errors';
+import { EmbeddedTransport } from '../../src/streams/embedded/embedded-transport';
+import { RecordWriter } from '../../src/streams/sink';
+import { ensureTopics, topicName } from '../../src/streams/topics';
+import type { Prompt } from '../../src/streams/records';
 
 const temp = tempDir('tsalign-tap-cli-');
 after(() => temp.remove());
@@ -65,6 +69,52 @@ describe('tap on embedded', () => {
     const partition = await runCli(['tap', 'prompts', '--from-offset', '9:0', ...flags]);
     assert.equal(partition.code, 2);
     assert.match(partition.stderr, /invalid --from-offset "9:0": the topic has partitions 0 to 3/);
+  });
+});
+
+describe('tap beside a writer process', () => {
+  // This test process is the writer: it holds the data directory's lock while tap runs.
+  const dataDir = join(temp.dir, 'held');
+  const flags = ['--data-dir', dataDir];
+  const writer = new EmbeddedTransport({ dataDir });
+  const prompts = new RecordWriter(writer, { topic: topicName('prompts'), recordType: 'Prompt', key: (prompt: Prompt) => prompt.id });
+  const prompt = (text: string): Prompt => ({ id: `id-${text}`, text, source: 'test', tags: [], meta: {}, createdAt: BigInt(Date.now()) });
+
+  before(async () => {
+    await writer.connect();
+    await ensureTopics(writer, 'tsalign.', ['prompts']);
+    await Promise.all(['one', 'two', 'three'].map((text) => prompts.write(prompt(text))));
+  });
+  after(() => writer.close());
+
+  test('to-end prints records while the lock is held', async () => {
+    const tapped = await runCli(['tap', 'prompts', '--to-end', ...flags]);
+    assert.equal(tapped.code, 0, tapped.stderr);
+    const texts = tapped.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { text: string }).text);
+    assert.deepEqual(texts.sort(), ['one', 'three', 'two']);
+  });
+
+  test('follows appends of the writer', { timeout: 60_000 }, async () => {
+    const tap = startCli(['tap', 'prompts', '--from-beginning', ...flags]);
+    // Once the records written before are printed, tap is following the end of the log.
+    for (const text of ['one', 'two', 'three']) await waitForOutput(tap, 'stdout', `"${text}"`);
+    await prompts.write(prompt('four'));
+    await waitForOutput(tap, 'stdout', '"four"');
+    await prompts.write(prompt('five'));
+    await waitForOutput(tap, 'stdout', '"five"');
+    tap.child.kill('SIGINT');
+    const result = await tap.result;
+    assert.equal(result.code, 0, result.stderr);
+    const texts = result.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { text: string }).text);
+    assert.equal(texts.length, 5);
+    assert.deepEqual(texts.slice(3), ['four', 'five']);
+  });
+
+  test('topics list reads beside the writer', async () => {
+    const listed = await runCli(['topics', 'list', '--json', ...flags]);
+    assert.equal(listed.code, 0, listed.stderr);
+    const rows = (JSON.parse(listed.stdout) as { topics: Array<{ name: string; records: number }> }).topics;
+    assert.equal(rows.find((row) => row.name === 'prompts')?.records, 5);
   });
 });
 
