@@ -48,7 +48,7 @@ for (const transport of transports) {
     test('keeps records before a bad line and exits 2', async () => {
       const flags = transport.flags();
       const file = inputFile(`bad-${transport.name}.jsonl`, '{"text": "first"}\n{"text": "second"}\n{"text": "third",}\n{"text": "fourth"}\n');
-      const fed = await runCli(['feed', file, '--create-topics', '--source', 'unit', '--tag', 'a', '--tag', 'b', ...flags]);
+      const fed = await runCli(['feed', file, '--source', 'unit', '--tag', 'a', '--tag', 'b', ...flags]);
       assert.equal(fed.code, 2, fed.stderr);
       const lines = messages(fed.stderr);
       assert.match(lines.join('\n'), /tsalign feed: 2 accepted, 0 skipped, 0 dead-lettered, 0 duplicates \(format jsonl, topic .*prompts\)/);
@@ -69,7 +69,7 @@ for (const transport of transports) {
       const file = inputFile(`mixed-${transport.name}.txt`, 'good one\n\n   \ngood two\ngood one\n');
       const big = inputFile(`big-${transport.name}.jsonl`, `{"text": "ok"}\n{"text": "${'x'.repeat(40)}"}\n{"body": "no text"}\n`);
 
-      const skipped = await runCli(['feed', big, '--create-topics', '--on-error', 'skip', '--max-prompt-bytes', '20', ...flags]);
+      const skipped = await runCli(['feed', big, '--on-error', 'skip', '--max-prompt-bytes', '20', ...flags]);
       assert.equal(skipped.code, 0, skipped.stderr);
       assert.match(skipped.stderr, /1 accepted, 2 skipped, 0 dead-lettered/);
 
@@ -92,9 +92,26 @@ for (const transport of transports) {
 describe('feed errors', () => {
   test('missing topic names the create command', async () => {
     const file = inputFile('one.txt', 'hello\n');
-    const fed = await runCli(['feed', file, '--data-dir', join(temp.dir, 'no-topics')]);
+    const fed = await runCli(['feed', file, '--no-create-topics', '--data-dir', join(temp.dir, 'no-topics')]);
     assert.equal(fed.code, 2);
     assert.match(fed.stderr, /tsalign: topic tsalign\.prompts does not exist on .*no-topics; create the topics with `tsalign topics create`/);
+  });
+
+  test('creates missing topics by default', async () => {
+    const flags = ['--data-dir', join(temp.dir, 'created-topics')];
+    const file = inputFile('two.txt', 'hello\nworld\n');
+    const refused = await runCli(['feed', file, '--no-create-topics', ...flags]);
+    assert.equal(refused.code, 2, refused.stderr);
+    const before = await runCli(['topics', 'list', '--json', ...flags]);
+    const existing = (listed: string) => (JSON.parse(listed) as { topics: Array<{ name: string; exists: boolean }> }).topics.filter((row) => row.exists).map((row) => row.name);
+    assert.deepEqual(existing(before.stdout), []);
+
+    const fed = await runCli(['feed', file, ...flags]);
+    assert.equal(fed.code, 0, fed.stderr);
+    const after = await runCli(['topics', 'list', '--json', ...flags]);
+    assert.deepEqual(existing(after.stdout), ['prompts', 'candidates', 'judgments', 'pairs', 'model-updates', 'rounds', 'metrics', 'dlq']);
+    const records = await tapAll(flags, 'prompts');
+    assert.deepEqual(records.map((record) => record.text).sort(), ['hello', 'world']);
   });
 
   test('missing file and bad flags exit 2', async () => {
@@ -131,7 +148,7 @@ const hhSkip = existsSync(HH_FILE) ? undefined : `${HH_FILE} is absent`;
 for (const transport of transports) {
   test(`HH-RLHF file feeds 2312 prompts on ${transport.name}`, { skip: transport.skip ?? hhSkip }, async () => {
     const flags = transport.flags();
-    const fed = await runCli(['feed', HH_FILE, '--create-topics', ...flags]);
+    const fed = await runCli(['feed', HH_FILE, ...flags]);
     assert.equal(fed.code, 0, fed.stderr);
     assert.match(fed.stderr, /tsalign feed: 2312 accepted, 0 skipped, 0 dead-lettered, 2 duplicates \(format hh-rlhf/);
 
@@ -151,7 +168,7 @@ for (const transport of transports) {
 test('follow reads appended lines until SIGINT', { skip: kafka.skip }, async () => {
   const flags = ['--brokers', kafka.brokers ?? '', '--topic-prefix', `${uniqueTopicName('follow')}.`];
   const file = inputFile('growing.txt', 'line one\n');
-  const feed = startCli(['feed', file, '--follow', '--create-topics', ...flags]);
+  const feed = startCli(['feed', file, '--follow', ...flags]);
   await waitForOutput(feed, 'stderr', 'feeding prompts');
   appendFileSync(file, 'line two\nline th');
   appendFileSync(file, 'ree\n');

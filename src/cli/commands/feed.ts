@@ -1,6 +1,7 @@
 /**
  * `tsalign feed [FILE|-]`: reads prompts from a file or stdin and produces Prompt records to the
- * prompts topic.
+ * prompts topic. It first creates the tsalign topics that do not exist, explicitly (never by
+ * broker auto-creation), unless `--no-create-topics` is given.
  */
 import { basename } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -38,6 +39,7 @@ interface FeedOptionValues extends CommonOptionValues {
   follow?: boolean;
   maxPromptBytes: string;
   onError: OnErrorMode;
+  /** False with --no-create-topics; true or undefined creates the missing topics. */
   createTopics?: boolean;
 }
 
@@ -65,7 +67,8 @@ export function registerFeed(program: Command): void {
     .option('--follow', 'keep reading the file as it grows, until Ctrl-C')
     .option('--max-prompt-bytes <n>', 'largest prompt in UTF-8 bytes', String(DEFAULT_MAX_PROMPT_BYTES))
     .addOption(new Option('--on-error <mode>', 'on a bad record: fail (exit 2), skip it, or write it to the dlq topic').choices(ON_ERROR_MODES).default('fail'))
-    .option('--create-topics', 'create the prompts and dlq topics when they do not exist');
+    .option('--create-topics', "create the tsalign topics that do not exist (the default)")
+    .option('--no-create-topics', 'create no topics, and exit 2 when the prompts topic (or dlq, with --on-error dlq) is missing');
   addCommonOptions(command).action(async (file: string, values: FeedOptionValues) => {
     await runFeed(file, values);
   });
@@ -88,7 +91,7 @@ export async function runFeed(file: string, values: FeedOptionValues): Promise<F
     // The input opens first, so a wrong path fails before any connection is made.
     const input = await openInput(file, { follow: values.follow, signal: shutdown.signal });
     transport = await openTransport(common, 'tsalign-feed');
-    if (values.createTopics) await ensureTopics(transport, common.topicPrefix, ['prompts', 'dlq']);
+    if (values.createTopics !== false) await ensureTopics(transport, common.topicPrefix);
     await requireTopic(transport, promptsTopic);
     if (values.onError === 'dlq') await requireTopic(transport, dlqTopic);
 
