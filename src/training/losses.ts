@@ -112,7 +112,7 @@ export function preferenceLoss(
  * Under the Bradley-Terry model (Bradley and Terry 1952) P(chosen beats rejected) =
  * sigmoid(r_c - r_r); this is its negative log-likelihood, the reward-model loss of Ouyang et al.
  * 2022 (InstructGPT).
- * The optional margin m, one value per comparison or a single number, asks the chosen score to
+ * The optional margin m, one value per comparison or a single number, requires the chosen score to
  * exceed the rejected one by at least m, as in the Llama 2 reward model (Touvron et al. 2023).
  * Without a margin m = 0.
  */

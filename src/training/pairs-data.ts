@@ -26,7 +26,7 @@ export interface PreferenceExample {
   line: number;
 }
 
-/** Which records of a file to read. */
+/** The window of records to read from a file. */
 export interface ReadPairsOptions {
   /** Records to pass over before the first one returned; default 0. */
   skip?: number;
