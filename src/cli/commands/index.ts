@@ -5,6 +5,7 @@ import { registerRm } from './rm';
 import { registerRun } from './run';
 import { registerTap } from './tap';
 import { registerTopics } from './topics';
+import { registerWorker } from './worker';
 
 /**
  * The subcommands of `tsalign`. Each module exports a function that adds its command to the
@@ -17,4 +18,5 @@ export const commandRegistrars: Array<(program: Command) => void> = [
   registerRun,
   registerTap,
   registerTopics,
+  registerWorker,
 ];
