@@ -110,11 +110,10 @@ export function preferenceLoss(
  * -log sigmoid(r_c - r_r - m).
  *
  * Under the Bradley-Terry model (Bradley and Terry 1952) P(chosen beats rejected) =
- * sigmoid(r_c - r_r); this is its negative log-likelihood, the reward-model loss of Ouyang et al.
- * 2022 (InstructGPT).
- * The optional margin m, one value per comparison or a single number, requires the chosen score to
- * exceed the rejected one by at least m, as in the Llama 2 reward model (Touvron et al. 2023).
- * Without a margin m = 0.
+ * sigmoid(r_c - r_r), and this is its negative log-likelihood, the reward-model loss of Ouyang
+ * et al. 2022 (InstructGPT). The optional margin m (one value per comparison, or one number for
+ * all) keeps the loss high until the chosen score leads by more than m, as in the Llama 2 reward
+ * model (Touvron et al. 2023). Without a margin m = 0.
  */
 export function bradleyTerryLoss(
   chosenScores: tf.Tensor1D,
