@@ -66,6 +66,9 @@ export async function selectBackend(options: { force?: string } = {}): Promise<B
 }
 
 async function runSelection(requested: string): Promise<BackendSelection> {
+  // The cpu backend prints an "install the node backend" banner on first use in Node; the
+  // backend log line below says the same, so tfjs's own warnings are switched off.
+  tf.env().set('PROD', true);
   if (requested !== 'auto') {
     const candidate = CANDIDATES.find((c) => c.choice === requested);
     if (candidate === undefined) {
