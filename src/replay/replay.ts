@@ -28,7 +28,7 @@ import { readTopic } from './read-topic';
 export interface ReplayOptions {
   transport: Transport;
   topicPrefix: string;
-  /** The data directory whose `run/trainer` holds the round-start trainer states (for retrain). */
+  /** The data directory whose `run/trainer` contains the round-start trainer states (for retrain). */
   dataDir: string;
   round: number;
   retrain?: boolean;
@@ -83,7 +83,7 @@ export function findManifest(manifests: readonly RoundManifest[], round: number)
   return matching[matching.length - 1]!;
 }
 
-/** A teacher that answers from recorded judgments and fails for any shortlist it has no verdict for. */
+/** A teacher that returns recorded verdicts and fails for any shortlist without one. */
 export class RecordedTeacher implements RankingTeacher {
   private readonly verdicts = new Map<string, number[]>();
   missing = 0;
@@ -130,7 +130,10 @@ export function comparePairs(promptIds: readonly string[], recorded: readonly Pr
       matched++;
       continue;
     }
-    differences.push({ kind: a === null ? 'extra' : b === null ? 'missing' : 'different', promptId, recorded: a, replayed: b });
+    let kind: DifferenceKind = 'different';
+    if (a === null) kind = 'extra';
+    else if (b === null) kind = 'missing';
+    differences.push({ kind, promptId, recorded: a, replayed: b });
   }
   return { matched, differences };
 }

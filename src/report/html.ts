@@ -104,7 +104,7 @@ body { font-family: system-ui, -apple-system, "Segoe UI", sans-serif; margin: 24
 h1 { font-size: 20px; margin-bottom: 4px; }
 .meta { color: #555; font-size: 13px; margin-bottom: 16px; }
 table { border-collapse: collapse; font-size: 13px; margin: 12px 0 20px; }
-th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: right; }
+th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: right; white-space: nowrap; }
 th { background: #f5f5f5; }
 .plots { display: flex; flex-wrap: wrap; gap: 12px; }
 .plots svg { border: 1px solid #eee; }

@@ -49,7 +49,7 @@ export interface ChainRoundOptions {
   models: { policy: () => SamplerHandle; student: () => ScorerHandle };
   teacher: RankingTeacher;
   cache?: JudgmentCache;
-  /** Where outcomes are written; replay passes none and writes nothing. */
+  /** Writers of the outcomes; replay passes none and writes nothing. */
   writers?: ChainWriters;
   /** Stops reading prompts when it aborts; `runChainRound` then rejects with an AbortError. */
   signal?: AbortSignal;

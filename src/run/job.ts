@@ -440,8 +440,8 @@ interface RunRoundOptions {
 
 /**
  * Runs the chain over the round's prompts with the trainer's current models. In continuous mode
- * (`publishEvery > 0`) pairs go to the trainer as they come and published models are swapped
- * in; otherwise they go to it in offset order once the chain is done.
+ * (`publishEvery > 0`) pairs go to the trainer as they come, and published models are swapped
+ * in. Otherwise they go to it in offset order once the chain is done.
  */
 async function runRound(options: RunRoundOptions) {
   const { config, trainer, round } = options;

@@ -17,7 +17,7 @@ import { UsageError, errorMessage } from '../util/errors';
 export const RUN_STATE_FORMAT = 'tsalign-run';
 export const RUN_STATE_FORMAT_VERSION = 1;
 
-/** Where a fed round's prompts are, as JSON (offsets as strings). */
+/** Location of a fed round's prompts, as JSON (offsets as strings). */
 export interface FedRound {
   round: number;
   topic: string;

@@ -1,9 +1,9 @@
 /**
  * Long-running workers over the topics, for deployments that feed prompts continuously:
  *
- * - chain: consumes the prompts topic (consumer group `<prefix>chain`), runs the chain with the
- *   latest announced models, hot-swaps them as ModelUpdates arrive, and writes candidates,
- *   judgments, pairs and dead letters; a prompt is committed once all of that is durable.
+ * - chain: consumes the prompts topic (consumer group `<prefix>chain`) and runs the chain with
+ *   the latest announced models, which it hot-swaps as ModelUpdates arrive. It writes
+ *   candidates, judgments, pairs and dead letters, and commits a prompt once all are durable.
  * - trainer: consumes pairs, and judgments joined with their candidate sets and prompts, trains,
  *   publishes ModelUpdates and closes a round after `trainer.roundSize` pairs with a manifest.
  *
@@ -67,7 +67,7 @@ async function latestModels(options: WorkerOptions, writer: RecordWriter<'ModelU
   return announced;
 }
 
-/** The round the chain labels new prompts with: one past the last closed round. */
+/** Returns the round the chain labels new prompts with: one past the last closed round. */
 async function currentRound(options: WorkerOptions): Promise<number> {
   const manifests = await readTopic(options.transport, topicName('rounds', options.topicPrefix), 'RoundManifest');
   return Math.max(0, ...manifests.map((entry) => entry.record.round)) + 1;

@@ -5,13 +5,13 @@
 import { contentHash } from '../util/hash';
 import { Random, deriveSeed } from '../models/random';
 
-/** One teacher-ordered comparison: under the teacher, `better` scored strictly above `worse`. */
-export interface Comparison {
-  /** Content hash of (prompt, better, worse). */
+/** One teacher-ordered comparison: under the teacher, `chosen` scored strictly above `rejected`. */
+export interface TeacherComparison {
+  /** Content hash of (prompt, chosen, rejected). */
   id: string;
   prompt: string;
-  better: string;
-  worse: string;
+  chosen: string;
+  rejected: string;
 }
 
 /** A candidate a teacher scored, with its text. */
@@ -22,17 +22,17 @@ export interface ScoredText {
 
 /**
  * Returns every comparison a teacher ranking implies: each ordered pair of shortlisted
- * candidates with different scores, better first, in a fixed order (by the shortlist's index of
- * the better, then of the worse candidate). Identical texts and equal scores give none.
+ * candidates with different scores, chosen first, in a fixed order (by the shortlist's index of
+ * the chosen, then of the rejected candidate). Identical texts and equal scores give none.
  */
-export function comparisonsFromRanking(prompt: string, ranked: readonly ScoredText[]): Comparison[] {
-  const comparisons: Comparison[] = [];
+export function comparisonsFromRanking(prompt: string, ranked: readonly ScoredText[]): TeacherComparison[] {
+  const comparisons: TeacherComparison[] = [];
   for (let i = 0; i < ranked.length; i++) {
     for (let j = 0; j < ranked.length; j++) {
       const a = ranked[i]!;
       const b = ranked[j]!;
       if (!(a.score > b.score) || a.text === b.text) continue;
-      comparisons.push({ id: contentHash([prompt, a.text, b.text]), prompt, better: a.text, worse: b.text });
+      comparisons.push({ id: contentHash([prompt, a.text, b.text]), prompt, chosen: a.text, rejected: b.text });
     }
   }
   return comparisons;
@@ -44,17 +44,17 @@ export interface ReplayBufferState {
   seed: number;
   /** Comparisons offered so far, kept or not. */
   seen: number;
-  items: Comparison[];
+  items: TeacherComparison[];
 }
 
 /**
  * A fixed-capacity reservoir of comparisons (reservoir sampling, Vitter's algorithm R), so it
- * holds a uniform sample of everything offered. Every random choice is derived from the seed
+ * keeps a uniform sample of everything offered. Every random choice is derived from the seed
  * and a counter (comparisons seen, or the caller's draw number), so the same calls give the same
  * contents and draws, also after a save and restore.
  */
 export class ReplayBuffer {
-  private items: Comparison[] = [];
+  private items: TeacherComparison[] = [];
   private ids = new Set<string>();
   private seen = 0;
 
@@ -70,7 +70,7 @@ export class ReplayBuffer {
   }
 
   /** Offers comparisons; ones already held (same id) are ignored. */
-  add(comparisons: readonly Comparison[]): void {
+  add(comparisons: readonly TeacherComparison[]): void {
     for (const comparison of comparisons) {
       if (this.capacity === 0 || this.ids.has(comparison.id)) continue;
       this.seen += 1;
@@ -93,10 +93,10 @@ export class ReplayBuffer {
    * Draws up to `count` distinct held comparisons, uniformly, excluding the given ids. `draw`
    * (e.g. the optimizer step) selects the random stream, so equal draws give equal samples.
    */
-  sample(count: number, draw: number, exclude: ReadonlySet<string> = new Set()): Comparison[] {
+  sample(count: number, draw: number, exclude: ReadonlySet<string> = new Set()): TeacherComparison[] {
     const random = new Random(deriveSeed('tsalign.replay-buffer.sample', this.seed, draw));
     const eligible = this.items.filter((item) => !exclude.has(item.id));
-    const drawn: Comparison[] = [];
+    const drawn: TeacherComparison[] = [];
     // A partial Fisher-Yates shuffle of the eligible items.
     for (let i = 0; i < Math.min(count, eligible.length); i++) {
       const j = i + Math.floor(random.nextFloat() * (eligible.length - i));

@@ -28,7 +28,7 @@ export interface ModelRef {
   sha256: string;
 }
 
-/** Where the trainer saves and loads checkpoints; src/run/model-store.ts implements it. */
+/** Checkpoint storage of the trainer; `DirectoryModelStore` in src/run/model-store.ts implements it. */
 export interface ModelStore {
   savePolicy(policy: Policy, version: string): Promise<ModelRef>;
   saveStudent(student: RewardModel, version: string): Promise<ModelRef>;
@@ -92,7 +92,7 @@ export interface TrainerOptions {
   logger?: Logger;
 }
 
-/** What `closeRound` records beyond the trainer's own state. */
+/** Facts that `closeRound` records beyond the trainer's own state. */
 export interface RoundCloseInfo {
   promptOffsets: OffsetRange[];
   seeds?: Record<string, bigint>;
@@ -143,7 +143,7 @@ function emptyCounters(): RoundCounters {
  */
 export function epochOrder<T extends { id: string }>(items: readonly T[], seed: number, round: number, epoch: number): T[] {
   const keyed = items.map((item) => ({ item, key: contentHash(['tsalign.epoch', seed, round, epoch, item.id], 16) }));
-  keyed.sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  keyed.sort((a, b) => a.key.localeCompare(b.key));
   return keyed.map(({ item }) => item);
 }
 
@@ -278,7 +278,7 @@ export class Trainer {
     return this.state.roundPairs.length;
   }
 
-  /** A copy of the state as it would be saved now. */
+  /** Returns a copy of the state as it would be saved now. */
   snapshot(): TrainerState {
     return structuredClone({ ...this.state, seenPairIds: [...this.seenPairIds], replay: this.replay.toJSON() });
   }
@@ -442,10 +442,10 @@ export class Trainer {
   }
 
   /**
-   * Closes the open round: trains what is left (all `epochs` passes in iterative mode, the
-   * remaining passes in continuous mode), trains the student on the round's comparisons mixed
-   * with replayed earlier ones, publishes both models, makes the policy the next reference and
-   * returns the round's manifest. The state is saved before the manifest is returned.
+   * Closes the open round. It trains what is left: all `epochs` passes in iterative mode, the
+   * remaining passes in continuous mode, and the student on the round's comparisons mixed with
+   * replayed earlier ones. Then it publishes both models, makes the policy the next reference,
+   * saves the state and returns the round's manifest.
    */
   closeRound(info: RoundCloseInfo): Promise<RoundManifest> {
     return this.serialize(async () => {

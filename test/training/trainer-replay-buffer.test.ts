@@ -1,9 +1,9 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { ReplayBuffer, comparisonsFromRanking, type Comparison } from '../../src/training/replay-buffer';
+import { ReplayBuffer, comparisonsFromRanking, type TeacherComparison } from '../../src/training/replay-buffer';
 
-function comparison(n: number): Comparison {
-  return { id: `c${n}`, prompt: 'p', better: `b${n}`, worse: `w${n}` };
+function comparison(n: number): TeacherComparison {
+  return { id: `c${n}`, prompt: 'p', chosen: `b${n}`, rejected: `w${n}` };
 }
 
 describe('replay buffer', () => {
@@ -14,7 +14,7 @@ describe('replay buffer', () => {
       { text: 'x', score: 0 },
       { text: 'y', score: 0 },
     ]);
-    const pairs = comparisons.map((c) => `${c.better}>${c.worse}`);
+    const pairs = comparisons.map((c) => `${c.chosen}>${c.rejected}`);
     assert.deepEqual(pairs, ['2>3', '2>x', '2>y', '3>x', '3>y']);
     assert.equal(new Set(comparisons.map((c) => c.id)).size, 5);
   });
