@@ -161,12 +161,10 @@ class SourceSession<T> {
   private async deliverBatch(messages: ConsumedMessage[]): Promise<void> {
     try {
       for (const message of messages) {
-        // Await only when needed: a promise per record costs more than decoding it.
-        if (this.tracker.inFlight >= this.options.maxInFlight) await this.waitForCapacity();
+        await this.waitForCapacity();
         // Records not delivered here were never tracked, so they are read again next time.
         if (this.stopping) return;
-        const deadLetter = this.deliver(message);
-        if (deadLetter !== undefined) await deadLetter;
+        await this.deliver(message);
       }
     } catch (error) {
       // Errors travel on the stream's error channel, not into the transport's fetch loop.
@@ -174,8 +172,7 @@ class SourceSession<T> {
     }
   }
 
-  /** Decodes, tracks and emits one message; returns a promise only for an undecodable one. */
-  private deliver(message: ConsumedMessage): Promise<void> | undefined {
+  private async deliver(message: ConsumedMessage): Promise<void> {
     if (message.offset <= this.tracker.lastTracked(message.topic, message.partition)) {
       // The transport reads the partition again from an earlier offset (after a rebalance).
       // Records in flight from before stay in flight, but no longer hold back commits.
@@ -188,7 +185,8 @@ class SourceSession<T> {
       record = decodeRecord(this.options.recordType, message.value, message.headers) as T;
     } catch (error) {
       if (!(error instanceof UnknownSchemaError || error instanceof AvroDecodeError)) throw error;
-      return this.deadLetter(message, error);
+      await this.deadLetter(message, error);
+      return;
     }
 
     this.tracker.track(message);
@@ -202,7 +200,6 @@ class SourceSession<T> {
         this.acknowledge(message);
       },
     });
-    return undefined;
   }
 
   private async deadLetter(message: ConsumedMessage, error: Error): Promise<void> {
