@@ -25,6 +25,8 @@ interface PartitionState {
 export class OffsetTracker {
   private readonly partitions = new Map<string, PartitionState>();
   private pending = 0;
+  /** The partition looked up last: consumers track and ack runs of one partition, so this saves a key string per call. */
+  private lastLookup: { topic: string; partition: number; state: PartitionState } | undefined;
 
   /** Number of tracked offsets not yet acknowledged, over all partitions. */
   get inFlight(): number {
@@ -51,12 +53,25 @@ export class OffsetTracker {
    */
   ack(position: RecordPosition): boolean {
     const state = this.stateOf(position.topic, position.partition, false);
-    if (state === undefined || state.acked.has(position.offset)) return false;
+    if (state === undefined) return false;
+    if (state.head < state.offsets.length && state.offsets[state.head] === position.offset) {
+      // In-order ack of the lowest pending offset, the common case: no set entry is needed.
+      this.pending--;
+      state.nextOffset = position.offset + 1;
+      state.head++;
+      this.dropAcknowledgedPrefix(state);
+      return true;
+    }
+    if (state.acked.has(position.offset)) return false;
     if (!this.isPending(state, position.offset)) return false;
     state.acked.add(position.offset);
     this.pending--;
+    this.dropAcknowledgedPrefix(state);
+    return true;
+  }
 
-    // Drop the acknowledged prefix so the lowest pending offset is always at `head`.
+  /** Drops the acknowledged prefix so the lowest pending offset is always at `head`. */
+  private dropAcknowledgedPrefix(state: PartitionState): void {
     while (state.head < state.offsets.length && state.acked.has(state.offsets[state.head])) {
       const offset = state.offsets[state.head];
       state.acked.delete(offset);
@@ -70,7 +85,6 @@ export class OffsetTracker {
       state.offsets = state.offsets.slice(state.head);
       state.head = 0;
     }
-    return true;
   }
 
   /**
@@ -83,6 +97,7 @@ export class OffsetTracker {
     if (state === undefined) return;
     this.pending -= state.offsets.length - state.head - state.acked.size;
     this.partitions.delete(`${partition}:${topic}`);
+    this.lastLookup = undefined;
   }
 
   /** Returns the last offset tracked for a partition, or -1 when none is. */
@@ -126,12 +141,15 @@ export class OffsetTracker {
   private stateOf(topic: string, partition: number, create: true): PartitionState;
   private stateOf(topic: string, partition: number, create: false): PartitionState | undefined;
   private stateOf(topic: string, partition: number, create: boolean): PartitionState | undefined {
+    const last = this.lastLookup;
+    if (last !== undefined && last.partition === partition && last.topic === topic) return last.state;
     const id = `${partition}:${topic}`;
     let state = this.partitions.get(id);
     if (state === undefined && create) {
       state = { offsets: [], head: 0, acked: new Set(), nextOffset: 0, committed: -1 };
       this.partitions.set(id, state);
     }
+    if (state !== undefined) this.lastLookup = { topic, partition, state };
     return state;
   }
 }

@@ -161,10 +161,12 @@ class SourceSession<T> {
   private async deliverBatch(messages: ConsumedMessage[]): Promise<void> {
     try {
       for (const message of messages) {
-        await this.waitForCapacity();
+        // Await only when needed: a promise per record costs more than decoding it.
+        if (this.tracker.inFlight >= this.options.maxInFlight) await this.waitForCapacity();
         // Records not delivered here were never tracked, so they are read again next time.
         if (this.stopping) return;
-        await this.deliver(message);
+        const deadLetter = this.deliver(message);
+        if (deadLetter !== undefined) await deadLetter;
       }
     } catch (error) {
       // Errors travel on the stream's error channel, not into the transport's fetch loop.
@@ -172,7 +174,8 @@ class SourceSession<T> {
     }
   }
 
-  private async deliver(message: ConsumedMessage): Promise<void> {
+  /** Decodes, tracks and emits one message; returns a promise only for an undecodable one. */
+  private deliver(message: ConsumedMessage): Promise<void> | undefined {
     if (message.offset <= this.tracker.lastTracked(message.topic, message.partition)) {
       // The transport reads the partition again from an earlier offset (after a rebalance).
       // Records in flight from before stay in flight, but no longer hold back commits.
@@ -185,8 +188,7 @@ class SourceSession<T> {
       record = decodeRecord(this.options.recordType, message.value, message.headers) as T;
     } catch (error) {
       if (!(error instanceof UnknownSchemaError || error instanceof AvroDecodeError)) throw error;
-      await this.deadLetter(message, error);
-      return;
+      return this.deadLetter(message, error);
     }
 
     this.tracker.track(message);
@@ -200,6 +202,7 @@ class SourceSession<T> {
         this.acknowledge(message);
       },
     });
+    return undefined;
   }
 
   private async deadLetter(message: ConsumedMessage, error: Error): Promise<void> {

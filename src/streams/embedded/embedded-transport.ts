@@ -174,8 +174,10 @@ export class EmbeddedTransport implements Transport {
     /** Records per partition log, with their index in `records`, in call order. */
     const batches = new Map<PartitionLog, { topic: string; partition: number; indexes: number[]; frames: FrameRecord[] }>();
 
+    // Batches usually name one topic: open it once rather than awaiting a lookup per record.
+    let topic: OpenTopic | undefined;
     for (const [index, record] of records.entries()) {
-      const topic = await this.openTopic(record.topic);
+      if (topic?.name !== record.topic) topic = await this.openTopic(record.topic);
       const count = topic.partitions.length;
       let partition: number;
       if (record.partition !== undefined) {
