@@ -61,7 +61,7 @@ export interface TrainerConfig {
   publishEvery: number;
   /** Pairs after which a worker trainer closes a round. `tsalign run` closes a round when its prompts are done. */
   roundSize: number;
-  /** Passes over the round's pairs when the round closes, after the streaming pass. */
+  /** Passes over the round's pairs and comparisons; in continuous mode the first is the streaming pass. */
   epochs: number;
   /** Earlier teacher comparisons kept to mix into each student step, so the student does not forget. */
   replayBufferSize: number;
@@ -193,24 +193,24 @@ export const CONFIG_SCHEMA: SectionSpec = {
   },
   trainer: {
     beta: num(0, 100, 0.1, 'DPO beta', true),
-    lr: num(0, 1, 1e-3, 'policy learning rate', true),
+    lr: num(0, 1, 1e-4, 'policy learning rate', true),
     studentLr: num(0, 1, 3e-3, 'student learning rate', true),
     batchSize: int(1, 4096, 8, 'pairs per DPO step'),
     studentBatchSize: int(1, 4096, 16, 'comparisons per student step'),
     publishEvery: int(0, 1_000_000, 0, 'optimizer steps between checkpoints; 0 publishes at round close'),
     roundSize: int(1, 10_000_000, 64, 'pairs per round of a worker trainer'),
-    epochs: int(0, 100, 2, 'extra passes over the round pairs at round close'),
+    epochs: int(1, 100, 4, 'passes over the round pairs'),
     replayBufferSize: int(0, 10_000_000, 2048, 'earlier teacher comparisons kept for the student'),
     replayPerStep: int(0, 4096, 8, 'replayed comparisons per student step'),
     stalePairs: { kind: 'enum', values: STALE_PAIR_POLICIES, default: 'skip', doc: 'pairs from a policy older than the reference' },
   },
   run: {
     rounds: int(1, 1000, 3, 'rounds of the main job'),
-    promptsPerRound: int(1, 10_000_000, 64, 'prompts fed per round'),
+    promptsPerRound: int(1, 10_000_000, 256, 'prompts fed per round'),
     evalPrompts: int(1, 100_000, 64, 'held-out prompts for the win rate'),
     agreementPrompts: int(1, 100_000, 32, 'held-out prompts for student agreement'),
     seed: int(0, 2 ** 31 - 1, 1, 'root seed'),
-    warmupSteps: int(0, 1_000_000, 1500, 'SFT warm-up steps of the base policy'),
+    warmupSteps: int(0, 1_000_000, 3000, 'SFT warm-up steps of the base policy'),
     warmupLr: num(0, 1, 5e-3, 'SFT learning rate', true),
     warmupBatchSize: int(1, 4096, 32, 'demonstrations per SFT step'),
     warmupNoise: num(0, 1, 0.3, 'share of corrupted demonstrations'),
@@ -220,7 +220,7 @@ export const CONFIG_SCHEMA: SectionSpec = {
   models: {
     tokenizer: { kind: 'enum', values: TOKENIZER_KINDS, default: 'byte', doc: 'tokenizer of policy and student' },
     policy: modelSize(2, 2, 64, 40),
-    student: modelSize(1, 2, 32, 40),
+    student: modelSize(2, 2, 64, 40),
   },
   teacher: {
     kind: { kind: 'enum', values: TEACHER_KINDS, default: 'verifier', doc: 'teacher that ranks shortlists' },
