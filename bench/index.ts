@@ -1,7 +1,9 @@
 /**
  * `npm run bench`: runs every benchmark part in one process and prints each part's figures on
  * stdout. Parts: transport throughput, policy sampling per backend, DPO step time per backend,
- * the chain's own overhead, and the teacher-load curve of the confidence gate.
+ * the chain's own overhead, and the teacher-load curve of the confidence gate. When both the
+ * transport and the chain part run, it also prints the chain's prompts/s as a ratio of each
+ * transport's tsalign records/s.
  *
  * Pass part names to run a subset: `npm run bench -- sampling training`.
  */
@@ -10,9 +12,10 @@ import { errorMessage } from '../src/util/errors';
 import { benchChainOverhead } from './chain';
 import { benchSampling } from './models';
 import { benchTraining } from './training';
-import { benchTransport } from './transport';
+import { benchTeacherLoad } from './teacher-load';
+import { type TransportBenchRow, benchTransport } from './transport';
 
-const PARTS = ['transport', 'sampling', 'training', 'chain'] as const;
+const PARTS = ['transport', 'sampling', 'training', 'chain', 'teacher-load'] as const;
 type Part = (typeof PARTS)[number];
 
 function selectedParts(argv: string[]): Part[] {
@@ -29,9 +32,10 @@ async function main(): Promise<void> {
   const parts = selectedParts(process.argv.slice(2));
   console.log(`tsalign bench: ${parts.join(', ')} (node ${process.version}, ${process.platform}/${process.arch})`);
 
+  let transportRows: TransportBenchRow[] = [];
   if (parts.includes('transport')) {
     console.log('\n## transport');
-    await benchTransport();
+    transportRows = await benchTransport();
   }
   if (parts.includes('sampling')) {
     console.log('\n## sampling');
@@ -49,7 +53,19 @@ async function main(): Promise<void> {
   }
   if (parts.includes('chain')) {
     console.log('\n## chain');
-    await benchChainOverhead();
+    const chain = await benchChainOverhead();
+    for (const row of transportRows) {
+      // One prompt through the chain reads one record and writes two or three (its candidate set,
+      // a judgment when the teacher decides, a pair), so the transport bounds a run below a ratio of about 3.
+      console.log(
+        `chain vs ${row.transport} transport: ${chain.promptsPerSecond.toFixed(0)} prompts/s / ${row.tsalignPerSecond.toFixed(0)} records/s = ` +
+          `${(chain.promptsPerSecond / row.tsalignPerSecond).toFixed(2)}`,
+      );
+    }
+  }
+  if (parts.includes('teacher-load')) {
+    console.log('\n## teacher-load');
+    await benchTeacherLoad();
   }
 }
 

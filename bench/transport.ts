@@ -134,13 +134,23 @@ async function rawKafkaPass(brokers: string, count: number, { value, headers }: 
   }
 }
 
-function printRows(count: number, rows: Array<[string, PassResult, PassResult]>): void {
+/** Median records/s of one transport, raw and through tsalign's sink and source. */
+export interface TransportBenchRow {
+  transport: string;
+  records: number;
+  rawPerSecond: number;
+  tsalignPerSecond: number;
+}
+
+function toRows(count: number, passes: Array<[string, PassResult, PassResult]>): TransportBenchRow[] {
+  return passes.map(([transport, raw, tsalign]) => ({ transport, records: count, rawPerSecond: count / raw.seconds, tsalignPerSecond: count / tsalign.seconds }));
+}
+
+function printRows(count: number, rows: readonly TransportBenchRow[]): void {
   console.log(`transport throughput: ${count} records produced then consumed, records/s`);
   console.log(`${'transport'.padEnd(10)} ${'raw'.padStart(10)} ${'tsalign+avro'.padStart(13)} ${'ratio'.padStart(6)}`);
-  for (const [name, raw, tsalign] of rows) {
-    const rawRate = count / raw.seconds;
-    const tsalignRate = count / tsalign.seconds;
-    console.log(`${name.padEnd(10)} ${rawRate.toFixed(0).padStart(10)} ${tsalignRate.toFixed(0).padStart(13)} ${(tsalignRate / rawRate).toFixed(2).padStart(6)}`);
+  for (const { transport, rawPerSecond, tsalignPerSecond } of rows) {
+    console.log(`${transport.padEnd(10)} ${rawPerSecond.toFixed(0).padStart(10)} ${tsalignPerSecond.toFixed(0).padStart(13)} ${(tsalignPerSecond / rawPerSecond).toFixed(2).padStart(6)}`);
   }
 }
 
@@ -159,18 +169,20 @@ async function medianPasses(repeats: number, raw: () => Promise<number>, tsalign
   ];
 }
 
-/** Runs the transport benchmark and prints a table of records/s on stdout. */
-export async function benchTransport(): Promise<void> {
+/** Runs the transport benchmark, prints a table of records/s on stdout and returns its rows. */
+export async function benchTransport(): Promise<TransportBenchRow[]> {
   setLogLevel('warn');
   const count = Number(process.env.BENCH_TRANSPORT_RECORDS ?? 20000);
   const repeats = Number(process.env.BENCH_TRANSPORT_REPEATS ?? 3);
   const transports = (process.env.BENCH_TRANSPORTS ?? 'embedded,kafka').split(',').map((name) => name.trim());
   const encoded = encodeRecord('Prompt', samplePrompt(0));
-  const rows: Array<[string, PassResult, PassResult]> = [];
+  const passes: Array<[string, PassResult, PassResult]> = [];
 
-  if (transports.includes('embedded')) await benchEmbedded(count, repeats, encoded, rows);
-  if (transports.includes('kafka')) await benchKafka(count, repeats, encoded, rows);
+  if (transports.includes('embedded')) await benchEmbedded(count, repeats, encoded, passes);
+  if (transports.includes('kafka')) await benchKafka(count, repeats, encoded, passes);
+  const rows = toRows(count, passes);
   printRows(count, rows);
+  return rows;
 }
 
 async function benchEmbedded(count: number, repeats: number, encoded: EncodedRecord, rows: Array<[string, PassResult, PassResult]>): Promise<void> {
