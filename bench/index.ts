@@ -55,8 +55,9 @@ async function main(): Promise<void> {
     console.log('\n## chain');
     const chain = await benchChainOverhead();
     for (const row of transportRows) {
-      // One prompt through the chain reads one record and writes two or three (its candidate set,
-      // a judgment when the teacher decides, a pair), so the transport bounds a run below a ratio of about 3.
+      // One prompt costs the transport up to four records: the prompt read, its candidate set, a
+      // judgment when the teacher decides, and a pair. Above a ratio of about 1/4 the transport
+      // rather than the chain bounds a run with fast models.
       console.log(
         `chain vs ${row.transport} transport: ${chain.promptsPerSecond.toFixed(0)} prompts/s / ${row.tsalignPerSecond.toFixed(0)} records/s = ` +
           `${(chain.promptsPerSecond / row.tsalignPerSecond).toFixed(2)}`,

@@ -64,7 +64,7 @@ export const SHORT_RUN = { run: { rounds: 2, promptsPerRound: 128, warmupSteps: 
 export interface TeacherLoadBenchResult {
   curve: TeacherLoadCurve;
   config: TsalignConfig;
-  /** Where the models came from: BENCH_RUN_DIR or "short run". */
+  /** Source of the models: the BENCH_RUN_DIR path, or "short run". */
   models: string;
   policyVersion: string;
   studentVersion: string;
