@@ -7,12 +7,14 @@
  * - trainer: consumes pairs, and judgments joined with their candidate sets and prompts, trains,
  *   publishes ModelUpdates and closes a round after `trainer.roundSize` pairs with a manifest.
  *
- * Both start from the latest ModelUpdates, or from the base models when there are none.
+ * Both start from the latest ModelUpdates, or from the base models when there are none. Given
+ * checkpoints (`policy`, `student`) take precedence: each is verified against its sha256 and
+ * announced on model-updates, unless it is already the latest announced version.
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { Subscription, concatMap, from, fromEvent, lastValueFrom, map, merge, takeWhile } from 'rxjs';
 import type { LoadedConfig } from '../config/load';
-import { loadPolicy, loadRewardModel } from '../models/checkpoint';
+import { CheckpointError, type CheckpointKind, loadPolicy, loadRewardModel, readCheckpointInfo } from '../models/checkpoint';
 import type { Policy } from '../models/policy';
 import type { RewardModel } from '../models/reward-model';
 import { alignChain } from '../operators/chain';
@@ -27,6 +29,7 @@ import type { Transport } from '../streams/transport';
 import { createTeacher } from '../teachers';
 import { comparisonsFromRanking } from '../training/replay-buffer';
 import { Trainer, type ModelRef } from '../training/trainer';
+import { UsageError } from '../util/errors';
 import { childLogger } from '../util/logger';
 import { prepareBase } from './base';
 import { CHAIN_BATCH_SIZE, chainWriters } from './chain-round';
@@ -44,6 +47,12 @@ export interface WorkerOptions {
   role: WorkerRole;
   /** Stops the worker gracefully when it aborts. */
   signal: AbortSignal;
+  /** Policy checkpoint directory to start from instead of the latest announced policy. */
+  policy?: string;
+  /** Student reward-model checkpoint directory to start from instead of the latest announced student. */
+  student?: string;
+  /** The chain stops the worker (both roles of `all`) once it has processed this many prompts. */
+  maxPrompts?: number;
 }
 
 /** Milliseconds a chain batch waits to fill when prompts arrive slowly. */
@@ -54,17 +63,55 @@ const JOIN_CAPACITY = 100_000;
 /** Returns the latest announced policy and student, announcing the base models when there are none. */
 async function latestModels(options: WorkerOptions, writer: RecordWriter<'ModelUpdate'>): Promise<{ policy: ModelUpdate; student: ModelUpdate }> {
   const updates = (await readTopic(options.transport, topicName('model-updates', options.topicPrefix), 'ModelUpdate')).map((entry) => entry.record);
-  const policy = updates.filter((update) => update.model === 'POLICY').at(-1);
-  const student = updates.filter((update) => update.model === 'STUDENT').at(-1);
+  let policy = updates.filter((update) => update.model === 'POLICY').at(-1);
+  let student = updates.filter((update) => update.model === 'STUDENT').at(-1);
+  if (options.policy !== undefined) policy = await announceCheckpoint('POLICY', options.policy, policy, writer);
+  if (options.student !== undefined) student = await announceCheckpoint('STUDENT', options.student, student, writer);
   if (policy && student) return { policy, student };
 
   const config = options.config.config;
   const base = await prepareBase({ config, runDir: join(options.dataDir, 'run'), teacher: createTeacher(config.teacher.kind, config.teacher), signal: options.signal });
   const announce = (model: 'POLICY' | 'STUDENT', ref: ModelRef): ModelUpdate => ({ model, version: ref.version, parentVersion: null, round: 0, uri: ref.uri, sha256: ref.sha256, step: 0n, metrics: {} });
-  const announced = { policy: announce('POLICY', base.policy), student: announce('STUDENT', base.student) };
-  await writer.write(announced.policy);
-  await writer.write(announced.student);
+  const announced = { policy: policy ?? announce('POLICY', base.policy), student: student ?? announce('STUDENT', base.student) };
+  if (policy === undefined) await writer.write(announced.policy);
+  if (student === undefined) await writer.write(announced.student);
   return announced;
+}
+
+/**
+ * Verifies a given checkpoint (every file against its recorded sha256) and returns the
+ * ModelUpdate that announces it, written to model-updates unless `latest` already names the
+ * same sha256. Its version is `policy-` or `student-` and the first 16 hex digits of the sha256.
+ */
+async function announceCheckpoint(model: 'POLICY' | 'STUDENT', dir: string, latest: ModelUpdate | undefined, writer: RecordWriter<'ModelUpdate'>): Promise<ModelUpdate> {
+  const flag = model === 'POLICY' ? '--policy' : '--student';
+  const kind: CheckpointKind = model === 'POLICY' ? 'policy' : 'reward-model';
+  try {
+    const info = await readCheckpointInfo(dir);
+    if (info.kind !== kind) throw new CheckpointError(`it holds a ${info.kind}, not a ${kind}`);
+    const loaded = model === 'POLICY' ? await loadPolicy(dir, { expectedSha256: info.sha256 }) : await loadRewardModel(dir, { expectedSha256: info.sha256 });
+    loaded.dispose();
+    if (latest !== undefined && latest.sha256 === info.sha256) return latest;
+    const update: ModelUpdate = {
+      model,
+      version: `${model === 'POLICY' ? 'policy' : 'student'}-${info.sha256.slice(0, 16)}`,
+      parentVersion: latest?.version ?? null,
+      round: 0,
+      uri: resolve(dir),
+      sha256: info.sha256,
+      step: 0n,
+      metrics: {},
+    };
+    await writer.write(update);
+    childLogger('worker').info({ model, version: update.version, uri: update.uri, sha256: update.sha256 }, 'checkpoint announced');
+    return update;
+  } catch (error) {
+    if (error instanceof CheckpointError) {
+      const source = model === 'POLICY' ? 'tsalign policy sft' : 'tsalign rm fit';
+      throw new UsageError(`invalid ${flag} ${dir}: ${error.message}; pass a ${kind} checkpoint directory, e.g. from ${source} --out`, { cause: error });
+    }
+    throw error;
+  }
 }
 
 /** Returns the round the chain labels new prompts with: one past the last closed round. */
@@ -77,15 +124,28 @@ async function currentRound(options: WorkerOptions): Promise<number> {
 export async function runWorker(options: WorkerOptions): Promise<void> {
   await ensureTopics(options.transport, options.topicPrefix);
   const updatesWriter = new RecordWriter(options.transport, { topic: topicName('model-updates', options.topicPrefix), recordType: 'ModelUpdate', key: (record) => record.version });
+  if (options.maxPrompts !== undefined && options.role === 'trainer') {
+    throw new UsageError('--max-prompts counts the prompts the chain processes, so it needs --role chain or all');
+  }
   const latest = await latestModels(options, updatesWriter);
+  // Aborted by the caller's signal, or by the chain once it has processed maxPrompts prompts.
+  const stopping = new AbortController();
+  const stop = (): void => stopping.abort();
+  if (options.signal.aborted) stop();
+  options.signal.addEventListener('abort', stop, { once: true });
+  const inner = { ...options, signal: stopping.signal };
   const tasks: Array<Promise<void>> = [];
-  if (options.role === 'chain' || options.role === 'all') tasks.push(runChainWorker(options, latest));
-  if (options.role === 'trainer' || options.role === 'all') tasks.push(runTrainerWorker(options, latest, updatesWriter));
-  await Promise.all(tasks);
+  try {
+    if (options.role === 'chain' || options.role === 'all') tasks.push(runChainWorker(inner, latest, stop));
+    if (options.role === 'trainer' || options.role === 'all') tasks.push(runTrainerWorker(inner, latest, updatesWriter));
+    await Promise.all(tasks);
+  } finally {
+    options.signal.removeEventListener('abort', stop);
+  }
   await updatesWriter.flush();
 }
 
-async function runChainWorker(options: WorkerOptions, latest: { policy: ModelUpdate; student: ModelUpdate }): Promise<void> {
+async function runChainWorker(options: WorkerOptions, latest: { policy: ModelUpdate; student: ModelUpdate }, stopWorker: () => void): Promise<void> {
   const { transport, topicPrefix, signal } = options;
   const config = options.config.config;
   const log = childLogger('chain-worker');
@@ -156,6 +216,7 @@ async function runChainWorker(options: WorkerOptions, latest: { policy: ModelUpd
   });
   const stop = (): void => void prompts.stop();
   signal.addEventListener('abort', stop, { once: true });
+  let processed = 0;
   try {
     await lastValueFrom(
       prompts.pipe(
@@ -170,6 +231,11 @@ async function runChainWorker(options: WorkerOptions, latest: { policy: ModelUpd
             ...records.dlq.map((record) => writers.dlq.write(record)),
           ]);
           await outcome.item.ack?.();
+          processed++;
+          if (options.maxPrompts !== undefined && processed === options.maxPrompts) {
+            log.info({ processed }, 'max prompts processed, stopping');
+            stopWorker();
+          }
         }),
       ),
       { defaultValue: undefined },

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { registerFeed } from './feed';
+import { registerPolicy } from './policy';
 import { registerReplay } from './replay';
 import { registerRm } from './rm';
 import { registerRun } from './run';
@@ -13,6 +14,7 @@ import { registerWorker } from './worker';
  */
 export const commandRegistrars: Array<(program: Command) => void> = [
   registerFeed,
+  registerPolicy,
   registerReplay,
   registerRm,
   registerRun,
