@@ -45,23 +45,47 @@ export function withHash(config: TsalignConfig): LoadedConfig {
   return { config, json: canonicalJson(config), hash: configHash(config) };
 }
 
+/** True for a JSON object that is not an array. */
+function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Merges `patch` into `target` key by key, recursing into nested objects; later values win. */
+function mergeInto(target: Record<string, unknown>, patch: Record<string, unknown>): Record<string, unknown> {
+  for (const [key, value] of Object.entries(patch)) {
+    const current = target[key];
+    target[key] = isPlainObject(current) && isPlainObject(value) ? mergeInto({ ...current }, value) : value;
+  }
+  return target;
+}
+
 /**
- * Builds the configuration from defaults, the file and the overrides. Throws a `UsageError`
- * naming each invalid key.
+ * Builds the configuration from defaults, the file and the overrides. The file, the overrides
+ * and the assignments are merged first and validated once, so settings that depend on each other
+ * (such as `teacher.kind=reward-model` and `teacher.rewardModel.checkpoint`) may come from
+ * different sources. Throws a `UsageError` naming each invalid key.
  */
 export function loadConfig(options: LoadConfigOptions = {}): LoadedConfig {
-  let config = defaultConfig();
+  let merged: Record<string, unknown> = {};
   if (options.file !== undefined) {
-    try {
-      config = validateConfig(readConfigFile(options.file), config);
-    } catch (error) {
-      if (error instanceof UsageError) throw new UsageError(`${options.file}: ${error.message}`);
-      throw error;
+    const document = readConfigFile(options.file);
+    if (!isPlainObject(document)) {
+      throw new UsageError(`${options.file}: the configuration must be a JSON object, got ${JSON.stringify(document)?.slice(0, 60)}`);
     }
+    merged = mergeInto(merged, document);
   }
-  for (const override of options.overrides ?? []) config = validateConfig(override, config);
-  for (const assignment of options.assignments ?? []) config = validateConfig(parseOverride(assignment), config);
-  return withHash(config);
+  for (const override of options.overrides ?? []) merged = mergeInto(merged, override);
+  for (const assignment of options.assignments ?? []) merged = mergeInto(merged, parseOverride(assignment));
+  try {
+    return withHash(validateConfig(merged, defaultConfig()));
+  } catch (error) {
+    if (error instanceof UsageError && options.file !== undefined) {
+      const fromFlags = (options.overrides?.length ?? 0) + (options.assignments?.length ?? 0) > 0;
+      const source = fromFlags ? `${options.file} with the command-line settings` : options.file;
+      throw new UsageError(`${source}: ${error.message}`);
+    }
+    throw error;
+  }
 }
 
 /** Parses a configuration from its canonical JSON (as recorded in a RoundManifest) and validates it. */

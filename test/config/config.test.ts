@@ -123,3 +123,12 @@ describe('config', () => {
     }
   });
 });
+
+test('loadConfig validates dependent settings together', () => {
+  const loaded = loadConfig({
+    overrides: [{ teacher: { kind: 'reward-model' } }],
+    assignments: ['teacher.rewardModel.checkpoint=/models/teacher-rm'],
+  });
+  assert.equal(loaded.config.teacher.kind, 'reward-model');
+  assert.equal(loaded.config.teacher.rewardModel.checkpoint, '/models/teacher-rm');
+});
