@@ -7,38 +7,35 @@
  * `{prompt, chosen, rejected}` or HH-RLHF `{chosen, rejected}` records. The summary goes to
  * stdout (one JSON document with `--json`); progress goes to stderr.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { selectBackend } from '../../models/backend';
 import { saveCheckpoint } from '../../models/checkpoint';
 import { Policy } from '../../models/policy';
-import { TOKENIZER_KINDS, type TokenizerKind, createTokenizer } from '../../models/tokenizer';
+import type { TokenizerKind } from '../../models/tokenizer';
 import { readPreferencePairs } from '../../training/pairs-data';
 import { type PolicySftProgress, warmStartPolicy } from '../../training/policy-sft';
 import { UsageError } from '../../util/errors';
 import { setLogLevel } from '../../util/logger';
-import { LOG_LEVELS, parsePositiveNumber, parseWholeNumber } from '../common';
+import { LOG_LEVELS, parseWholeNumber } from '../common';
+import {
+  type ModelSizeOptionValues,
+  type OptimizerOptionValues,
+  addModelSizeOptions,
+  addOptimizerOptions,
+  checkOutDirectory,
+  parseModelSize,
+  parseOptimizerOptions,
+} from '../model-options';
 
 /** Minimum milliseconds between two progress lines on stderr. */
 const PROGRESS_INTERVAL_MS = 5_000;
 
-interface SftOptionValues {
+interface SftOptionValues extends OptimizerOptionValues, ModelSizeOptionValues {
   out: string;
   limit?: string;
   skip: string;
   steps: string;
-  batchSize: string;
-  lr: string;
-  warmupSteps?: string;
-  schedule: 'constant' | 'cosine';
-  clipNorm: string;
   seed: string;
-  tokenizer: TokenizerKind;
-  layers: string;
-  dModel: string;
-  heads: string;
-  dFf?: string;
-  contextLength: string;
   backend?: string;
   json?: boolean;
   logLevel?: string;
@@ -46,26 +43,17 @@ interface SftOptionValues {
 
 export function registerPolicy(program: Command): void {
   const policy = program.command('policy').description('Prepare policies for the chain.');
-  policy
+  const sft = policy
     .command('sft')
     .description('Train a policy from scratch on the chosen responses of PAIRS (SFT) and write it as a checkpoint.')
     .argument('<pairs>', 'JSON-lines file (plain or gzip) of {prompt, chosen, rejected} or HH-RLHF {chosen, rejected} records')
     .requiredOption('--out <dir>', 'checkpoint directory to write; it must not exist yet')
     .option('--limit <n>', 'read at most N pairs (after --skip)')
     .option('--skip <n>', 'pass over the first N pairs of the file', '0')
-    .option('--steps <n>', 'optimizer steps; the pairs are cycled, reshuffled at each pass', '200')
-    .option('--batch-size <n>', 'responses per optimizer step', '16')
-    .option('--lr <rate>', 'peak learning rate of Adam', '3e-3')
-    .option('--warmup-steps <n>', 'optimizer steps of linear warm-up (default: 5% of --steps)')
-    .addOption(new Option('--schedule <kind>', 'learning rate after warm-up: cosine decays to 0 by the last step, constant keeps it').choices(['cosine', 'constant']).default('cosine'))
-    .option('--clip-norm <n>', 'maximum global gradient norm', '1')
-    .option('--seed <n>', 'seed of the weights and the shuffles', '1')
-    .addOption(new Option('--tokenizer <kind>', 'tokenizer: byte (UTF-8 bytes) or gpt2 (BPE, 50,257 ids)').choices(TOKENIZER_KINDS).default('byte'))
-    .option('--layers <n>', 'transformer layers', '2')
-    .option('--d-model <n>', 'width of the transformer', '64')
-    .option('--heads <n>', 'attention heads; must divide --d-model', '4')
-    .option('--d-ff <n>', 'width of the feed-forward layers (default: 4 x --d-model)')
-    .option('--context-length <n>', 'tokens per (prompt, response); longer pairs lose the start of the prompt first', '128')
+    .option('--steps <n>', 'optimizer steps; the pairs are cycled, reshuffled at each pass', '200');
+  addOptimizerOptions(sft, { batchSize: 'responses per optimizer step', lr: '3e-3', warmupDefault: '5% of --steps' })
+    .option('--seed <n>', 'seed of the weights and the shuffles', '1');
+  addModelSizeOptions(sft)
     .option('--backend <name>', 'tfjs backend: node-gpu, node, wasm or cpu (default: TSALIGN_BACKEND, else the first that works)')
     .option('--json', 'print one JSON document on stdout')
     .addOption(new Option('--log-level <level>', 'log level on stderr').choices(LOG_LEVELS).env('TSALIGN_LOG_LEVEL'))
@@ -98,26 +86,10 @@ export async function runPolicySft(pairsPath: string, values: SftOptionValues): 
   const skip = parseWholeNumber('--skip', values.skip, 0);
   const limit = values.limit === undefined ? undefined : parseWholeNumber('--limit', values.limit, 1);
   const steps = parseWholeNumber('--steps', values.steps, 1);
-  const batchSize = parseWholeNumber('--batch-size', values.batchSize, 1);
-  const lr = parsePositiveNumber('--lr', values.lr);
-  const warmupSteps = values.warmupSteps === undefined ? undefined : parseWholeNumber('--warmup-steps', values.warmupSteps, 0);
-  const clipNorm = parsePositiveNumber('--clip-norm', values.clipNorm);
+  const optimizer = parseOptimizerOptions(values);
   const seed = parseWholeNumber('--seed', values.seed, 0);
-  const dModel = parseWholeNumber('--d-model', values.dModel, 1);
-  const heads = parseWholeNumber('--heads', values.heads, 1);
-  if (dModel % heads !== 0) throw new UsageError(`--heads ${heads} does not divide --d-model ${dModel}; pick a divisor such as 4`);
-  const tokenizer = createTokenizer(values.tokenizer);
-  const config = {
-    vocabSize: tokenizer.vocabSize,
-    contextLength: parseWholeNumber('--context-length', values.contextLength, 8),
-    dModel,
-    nHeads: heads,
-    nLayers: parseWholeNumber('--layers', values.layers, 1),
-    dFf: values.dFf === undefined ? 4 * dModel : parseWholeNumber('--d-ff', values.dFf, 1),
-  };
-  if (existsSync(values.out) && (!statSync(values.out).isDirectory() || readdirSync(values.out).length > 0)) {
-    throw new UsageError(`--out ${values.out} already exists; choose a new directory or remove it`);
-  }
+  const { tokenizer, config } = parseModelSize(values);
+  checkOutDirectory(values.out);
 
   const started = Date.now();
   const pairs = await readPreferencePairs(pairsPath, { skip, ...(limit === undefined ? {} : { limit }) });
@@ -140,11 +112,7 @@ export async function runPolicySft(pairsPath: string, values: SftOptionValues): 
     };
     const summary = await warmStartPolicy(policy, examples, {
       steps,
-      batchSize,
-      lr,
-      ...(warmupSteps === undefined ? {} : { warmupSteps }),
-      schedule: values.schedule,
-      clipNorm,
+      ...optimizer,
       seed,
       onStep,
     });

@@ -7,18 +7,27 @@
  * records, or HH-RLHF records whose `chosen` and `rejected` are whole dialogues. Results go to
  * stdout (one JSON document with `--json`); progress goes to stderr.
  */
-import { existsSync, readdirSync, statSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { Option, type Command } from 'commander';
 import { selectBackend } from '../../models/backend';
 import { CheckpointError, loadRewardModel, readCheckpointInfo, saveCheckpoint } from '../../models/checkpoint';
 import { RewardModel } from '../../models/reward-model';
-import { TOKENIZER_KINDS, type TokenizerKind, createTokenizer } from '../../models/tokenizer';
+import type { TokenizerKind } from '../../models/tokenizer';
 import { type PreferenceExample, readPreferencePairs, splitHoldout } from '../../training/pairs-data';
 import { evaluateRewardModel } from '../../training/reward-eval';
 import { type FitProgress, fitRewardModel } from '../../training/reward-fit';
 import type { PairwiseAccuracy } from '../../training/stats';
 import { UsageError } from '../../util/errors';
-import { LOG_LEVELS, parsePositiveNumber, parseWholeNumber } from '../common';
+import { LOG_LEVELS, parseWholeNumber } from '../common';
+import {
+  type ModelSizeOptionValues,
+  type OptimizerOptionValues,
+  addModelSizeOptions,
+  addOptimizerOptions,
+  checkOutDirectory,
+  parseModelSize,
+  parseOptimizerOptions,
+} from '../model-options';
 import { setLogLevel } from '../../util/logger';
 
 /** Minimum milliseconds between two progress lines on stderr. */
@@ -32,23 +41,12 @@ interface DataOptionValues {
   logLevel?: string;
 }
 
-interface FitOptionValues extends DataOptionValues {
+interface FitOptionValues extends DataOptionValues, OptimizerOptionValues, ModelSizeOptionValues {
   out: string;
   holdout: string;
   epochs: string;
-  batchSize: string;
-  lr: string;
-  warmupSteps?: string;
-  schedule: 'constant' | 'cosine';
-  clipNorm: string;
   weightDecay: string;
   seed: string;
-  tokenizer: TokenizerKind;
-  layers: string;
-  dModel: string;
-  heads: string;
-  dFf?: string;
-  contextLength: string;
 }
 
 interface EvalOptionValues extends DataOptionValues {
@@ -64,20 +62,11 @@ export function registerRm(program: Command): void {
     .argument('<pairs>', 'JSON-lines file (plain or gzip) of {prompt, chosen, rejected} or HH-RLHF {chosen, rejected} records')
     .requiredOption('--out <dir>', 'checkpoint directory to write; it must not exist yet')
     .option('--holdout <fraction>', 'share of the pairs kept out of training for validation, drawn with --seed', '0.1')
-    .option('--epochs <n>', 'passes over the training pairs', '1')
-    .option('--batch-size <n>', 'pairs per optimizer step', '16')
-    .option('--lr <rate>', 'peak learning rate of Adam', '1e-3')
-    .option('--warmup-steps <n>', 'optimizer steps of linear warm-up (default: 5% of all steps)')
-    .addOption(new Option('--schedule <kind>', 'learning rate after warm-up: cosine decays to 0 by the last step, constant keeps it').choices(['cosine', 'constant']).default('cosine'))
-    .option('--clip-norm <n>', 'maximum global gradient norm', '1')
+    .option('--epochs <n>', 'passes over the training pairs', '1');
+  addOptimizerOptions(fit, { batchSize: 'pairs per optimizer step', lr: '1e-3', warmupDefault: '5% of all steps' })
     .option('--weight-decay <n>', 'decoupled weight decay (AdamW); 0 disables it', '0')
-    .option('--seed <n>', 'seed of the weights, the holdout split and the shuffles', '1')
-    .addOption(new Option('--tokenizer <kind>', 'tokenizer: byte (UTF-8 bytes) or gpt2 (BPE, 50,257 ids)').choices(TOKENIZER_KINDS).default('byte'))
-    .option('--layers <n>', 'transformer layers', '2')
-    .option('--d-model <n>', 'width of the transformer', '64')
-    .option('--heads <n>', 'attention heads; must divide --d-model', '4')
-    .option('--d-ff <n>', 'width of the feed-forward layers (default: 4 x --d-model)')
-    .option('--context-length <n>', 'tokens per (prompt, response); longer pairs lose the start of the prompt first', '128');
+    .option('--seed <n>', 'seed of the weights, the holdout split and the shuffles', '1');
+  addModelSizeOptions(fit);
   addDataOptions(fit).action(async (pairs: string, values: FitOptionValues) => {
     await runRmFit(pairs, values);
   });
@@ -123,24 +112,10 @@ export async function runRmFit(pairsPath: string, values: FitOptionValues): Prom
   if (values.logLevel !== undefined) setLogLevel(values.logLevel);
   const holdout = parseFraction('--holdout', values.holdout);
   const epochs = parseWholeNumber('--epochs', values.epochs, 1);
-  const batchSize = parseWholeNumber('--batch-size', values.batchSize, 1);
-  const lr = parsePositiveNumber('--lr', values.lr);
-  const warmupSteps = values.warmupSteps === undefined ? undefined : parseWholeNumber('--warmup-steps', values.warmupSteps, 0);
-  const clipNorm = parsePositiveNumber('--clip-norm', values.clipNorm);
+  const optimizer = parseOptimizerOptions(values);
   const weightDecay = parseFraction('--weight-decay', values.weightDecay);
   const seed = parseWholeNumber('--seed', values.seed, 0);
-  const dModel = parseWholeNumber('--d-model', values.dModel, 1);
-  const heads = parseWholeNumber('--heads', values.heads, 1);
-  if (dModel % heads !== 0) throw new UsageError(`--heads ${heads} does not divide --d-model ${dModel}; pick a divisor such as 4`);
-  const tokenizer = createTokenizer(values.tokenizer);
-  const config = {
-    vocabSize: tokenizer.vocabSize,
-    contextLength: parseWholeNumber('--context-length', values.contextLength, 8),
-    dModel,
-    nHeads: heads,
-    nLayers: parseWholeNumber('--layers', values.layers, 1),
-    dFf: values.dFf === undefined ? 4 * dModel : parseWholeNumber('--d-ff', values.dFf, 1),
-  };
+  const { tokenizer, config } = parseModelSize(values);
   checkOutDirectory(values.out);
 
   const started = Date.now();
@@ -160,11 +135,7 @@ export async function runRmFit(pairsPath: string, values: FitOptionValues): Prom
     const progress = throttledProgress();
     const summary = await fitRewardModel(model, train, validation, {
       epochs,
-      batchSize,
-      lr,
-      ...(warmupSteps === undefined ? {} : { warmupSteps }),
-      schedule: values.schedule,
-      clipNorm,
+      ...optimizer,
       weightDecay,
       seed,
       onProgress: progress,
@@ -255,14 +226,6 @@ async function readPairs(pairsPath: string, values: DataOptionValues): Promise<P
     throw new UsageError(`no pairs in ${pairsPath} after skipping ${skip}; check the file and --skip`);
   }
   return examples;
-}
-
-/** Fails before any training when --out would be refused at the end. */
-function checkOutDirectory(out: string): void {
-  if (!existsSync(out)) return;
-  if (!statSync(out).isDirectory() || readdirSync(out).length > 0) {
-    throw new UsageError(`--out ${out} already exists; choose a new directory or remove it`);
-  }
 }
 
 /** Returns a progress callback that prints at most one line per interval, plus one at each epoch end. */
