@@ -5,7 +5,7 @@
  */
 import { EMPTY, concatMap, fromEvent, lastValueFrom, map, take, takeUntil, toArray } from 'rxjs';
 import type { TsalignConfig } from '../config/schema';
-import { alignChain, type ChainStats, type PromptOutcome } from '../operators/chain';
+import { type AlignChain, type AlignChainOptions, type ChainStats, type OutcomeRecords, type PromptOutcome, alignChain } from '../operators/chain';
 import type { JudgmentCache } from '../operators/teacher';
 import type { RankingTeacher, SamplerHandle, ScorerHandle } from '../operators/types';
 import { topicSource } from '../streams/source';
@@ -40,6 +40,60 @@ export function chainWriters(transport: Transport, prefix: string): ChainWriters
   };
 }
 
+/** Parts of the chain's options that differ between a recorded round and the live chain worker. */
+export interface ChainParts {
+  models: AlignChainOptions['models'];
+  teacher: RankingTeacher;
+  /** Maximum wait in milliseconds for a sampler or scorer batch to fill. */
+  batchWindowMs: number;
+  /** Maximum prompts inside the chain at once. */
+  maxInFlight: number;
+  cache?: JudgmentCache;
+}
+
+/**
+ * Creates the chain with the settings of `config.chain`, seeds from `config.run.seed` and batches
+ * of CHAIN_BATCH_SIZE prompts. `runChainRound` and the chain worker both build their chain here.
+ */
+export function createChain(config: TsalignConfig, parts: ChainParts): AlignChain {
+  return alignChain({
+    models: parts.models,
+    teacher: parts.teacher,
+    k: config.chain.candidates,
+    seedFor: (promptId, promptRound) => chainSeed(config.run.seed, promptId, promptRound),
+    batchSize: CHAIN_BATCH_SIZE,
+    batchWindowMs: parts.batchWindowMs,
+    gate: {
+      tau: config.chain.tau,
+      temperature: config.chain.calibrationT,
+      auditFraction: config.chain.auditFraction,
+      budget: {
+        ...(config.chain.teacherCallsPerMinute > 0 ? { perMinute: config.chain.teacherCallsPerMinute } : {}),
+        ...(config.chain.teacherCallsPerRound > 0 ? { perRound: config.chain.teacherCallsPerRound } : {}),
+      },
+    },
+    judge: {
+      shortlistSize: config.chain.shortlist,
+      concurrency: config.chain.concurrency,
+      timeoutMs: config.chain.teacherTimeoutMs,
+      retry: { maxRetries: config.chain.teacherRetries, baseDelayMs: 200, maxDelayMs: 10_000, maxRetryAfterMs: 60_000 },
+      ...(parts.cache === undefined ? {} : { cache: parts.cache }),
+    },
+    minMargin: config.chain.minMargin,
+    maxInFlight: parts.maxInFlight,
+  });
+}
+
+/** Writes one prompt's records to their topics and waits for every write to finish. */
+export async function writeOutcomeRecords(writers: ChainWriters, records: OutcomeRecords): Promise<void> {
+  await Promise.all([
+    ...records.candidates.map((record) => writers.candidates.write(record)),
+    ...records.judgments.map((record) => writers.judgments.write(record)),
+    ...records.pairs.map((record) => writers.pairs.write(record)),
+    ...records.dlq.map((record) => writers.dlq.write(record)),
+  ]);
+}
+
 export interface ChainRoundOptions {
   transport: Transport;
   config: TsalignConfig;
@@ -67,31 +121,12 @@ export interface ChainRoundResult {
 export async function runChainRound(options: ChainRoundOptions): Promise<ChainRoundResult> {
   const { config, range, round } = options;
   const count = Number(range.to - range.from);
-  const chain = alignChain({
+  const chain = createChain(config, {
     models: options.models,
     teacher: options.teacher,
-    k: config.chain.candidates,
-    seedFor: (promptId, promptRound) => chainSeed(config.run.seed, promptId, promptRound),
-    batchSize: CHAIN_BATCH_SIZE,
     batchWindowMs: BATCH_WINDOW_MS,
-    gate: {
-      tau: config.chain.tau,
-      temperature: config.chain.calibrationT,
-      auditFraction: config.chain.auditFraction,
-      budget: {
-        ...(config.chain.teacherCallsPerMinute > 0 ? { perMinute: config.chain.teacherCallsPerMinute } : {}),
-        ...(config.chain.teacherCallsPerRound > 0 ? { perRound: config.chain.teacherCallsPerRound } : {}),
-      },
-    },
-    judge: {
-      shortlistSize: config.chain.shortlist,
-      concurrency: config.chain.concurrency,
-      timeoutMs: config.chain.teacherTimeoutMs,
-      retry: { maxRetries: config.chain.teacherRetries, baseDelayMs: 200, maxDelayMs: 10_000, maxRetryAfterMs: 60_000 },
-      ...(options.cache === undefined ? {} : { cache: options.cache }),
-    },
-    minMargin: config.chain.minMargin,
     maxInFlight: Math.max(2 * CHAIN_BATCH_SIZE, 64),
+    ...(options.cache === undefined ? {} : { cache: options.cache }),
   });
   if (count === 0) return { outcomes: [], stats: chain.stats };
 
@@ -114,15 +149,7 @@ export async function runChainRound(options: ChainRoundOptions): Promise<ChainRo
       }),
       chain.operator,
       concatMap(async (outcome) => {
-        if (writers !== undefined) {
-          const { records } = outcome;
-          await Promise.all([
-            ...records.candidates.map((record) => writers.candidates.write(record)),
-            ...records.judgments.map((record) => writers.judgments.write(record)),
-            ...records.pairs.map((record) => writers.pairs.write(record)),
-            ...records.dlq.map((record) => writers.dlq.write(record)),
-          ]);
-        }
+        if (writers !== undefined) await writeOutcomeRecords(writers, outcome.records);
         await options.onOutcome?.(outcome);
         return outcome;
       }),

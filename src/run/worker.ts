@@ -17,7 +17,6 @@ import type { LoadedConfig } from '../config/load';
 import { CheckpointError, type CheckpointKind, loadPolicy, loadRewardModel, readCheckpointInfo } from '../models/checkpoint';
 import type { Policy } from '../models/policy';
 import type { RewardModel } from '../models/reward-model';
-import { alignChain } from '../operators/chain';
 import { ModelRegistry } from '../operators/registry';
 import type { SamplerHandle, ScorerHandle } from '../operators/types';
 import { readTopic } from '../replay/read-topic';
@@ -32,8 +31,8 @@ import { Trainer, type ModelRef } from '../training/trainer';
 import { UsageError } from '../util/errors';
 import { childLogger } from '../util/logger';
 import { prepareBase } from './base';
-import { CHAIN_BATCH_SIZE, chainWriters } from './chain-round';
-import { chainSeed, policyHandle, studentHandle } from './handles';
+import { CHAIN_BATCH_SIZE, chainWriters, createChain, writeOutcomeRecords } from './chain-round';
+import { policyHandle, studentHandle } from './handles';
 import { DirectoryModelStore, readTrainerState } from './model-store';
 
 export const WORKER_ROLES = ['chain', 'trainer', 'all'] as const;
@@ -179,31 +178,12 @@ async function runChainWorker(options: WorkerOptions, latest: { policy: ModelUpd
     error: (error: unknown) => log.error({ err: error }, 'rounds subscription failed'),
   }));
 
-  const chain = alignChain({
+  const chain = createChain(config, {
     models: registry,
     teacher: createTeacher(config.teacher.kind, config.teacher),
-    k: config.chain.candidates,
-    seedFor: (promptId, promptRound) => chainSeed(config.run.seed, promptId, promptRound),
-    batchSize: CHAIN_BATCH_SIZE,
     batchWindowMs: LIVE_BATCH_WINDOW_MS,
-    gate: {
-      tau: config.chain.tau,
-      temperature: config.chain.calibrationT,
-      auditFraction: config.chain.auditFraction,
-      budget: {
-        ...(config.chain.teacherCallsPerMinute > 0 ? { perMinute: config.chain.teacherCallsPerMinute } : {}),
-        ...(config.chain.teacherCallsPerRound > 0 ? { perRound: config.chain.teacherCallsPerRound } : {}),
-      },
-    },
-    judge: {
-      shortlistSize: config.chain.shortlist,
-      concurrency: config.chain.concurrency,
-      timeoutMs: config.chain.teacherTimeoutMs,
-      retry: { maxRetries: config.chain.teacherRetries, baseDelayMs: 200, maxDelayMs: 10_000, maxRetryAfterMs: 60_000 },
-      cache: new Map(),
-    },
-    minMargin: config.chain.minMargin,
     maxInFlight: 2 * CHAIN_BATCH_SIZE,
+    cache: new Map(),
   });
   const writers = chainWriters(transport, topicPrefix);
   const prompts = topicSource(transport, {
@@ -223,13 +203,7 @@ async function runChainWorker(options: WorkerOptions, latest: { policy: ModelUpd
         concatMap(async (delivered: Delivered<Prompt>) => ({ prompt: delivered.record, round, source: delivered.message, ack: () => delivered.ack() })),
         chain.operator,
         concatMap(async (outcome) => {
-          const { records } = outcome;
-          await Promise.all([
-            ...records.candidates.map((record) => writers.candidates.write(record)),
-            ...records.judgments.map((record) => writers.judgments.write(record)),
-            ...records.pairs.map((record) => writers.pairs.write(record)),
-            ...records.dlq.map((record) => writers.dlq.write(record)),
-          ]);
+          await writeOutcomeRecords(writers, outcome.records);
           await outcome.item.ack?.();
           processed++;
           if (options.maxPrompts !== undefined && processed === options.maxPrompts) {
