@@ -2,7 +2,8 @@
  * Checks and start-offset rules that both transports apply alike.
  */
 import { UsageError } from '../util/errors';
-import type { PartitionOffset, StartPosition, TopicSpec, Transport } from './transport';
+import { partitionForKey, type RoundRobinPartitioner } from './partitioner';
+import type { PartitionOffset, ProduceRecord, StartPosition, SubscribeOptions, TopicSpec, Transport } from './transport';
 
 /** Kafka's rule for topic names, which the embedded log follows so names work on both. */
 const TOPIC_NAME = /^[a-zA-Z0-9._-]{1,249}$/;
@@ -21,6 +22,29 @@ export function validateTopicSpec(spec: TopicSpec): void {
   validateTopicName(spec.name);
   if (!Number.isInteger(spec.partitions) || spec.partitions < 1) {
     throw new UsageError(`invalid partition count ${spec.partitions} for topic "${spec.name}": expected an integer >= 1`);
+  }
+}
+
+/**
+ * Picks the partition a record goes to: its own partition after checking it, else the partition
+ * of its key, else the topic's next round-robin partition.
+ */
+export function choosePartition(record: ProduceRecord, partitions: number, roundRobin: RoundRobinPartitioner): number {
+  if (record.partition !== undefined) {
+    validatePartition(record.topic, record.partition, partitions);
+    return record.partition;
+  }
+  if (record.key !== null) return partitionForKey(record.key, partitions);
+  return roundRobin.partition(record.topic, partitions);
+}
+
+/** Throws UsageError for a subscription without topics, or with start offsets for a topic it does not read. */
+export function validateSubscribeOptions(options: SubscribeOptions): void {
+  if (options.topics.length === 0) throw new UsageError('a subscription needs at least one topic');
+  if (options.from.kind === 'offsets' && !options.topics.includes(options.from.topic)) {
+    throw new UsageError(
+      `start offsets are given for topic "${options.from.topic}", which the subscription to ${options.topics.join(', ')} does not include`,
+    );
   }
 }
 

@@ -13,7 +13,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { UsageError } from '../../util/errors';
 import { childLogger, type Logger } from '../../util/logger';
-import { partitionForKey, RoundRobinPartitioner } from '../partitioner';
+import { RoundRobinPartitioner } from '../partitioner';
 import {
   UnknownTopicError,
   type PartitionOffset,
@@ -25,7 +25,15 @@ import {
   type TopicSpec,
   type Transport,
 } from '../transport';
-import { resolveStartOffsets, validateExplicitPartitions, validatePartition, validateTopicName, validateTopicSpec } from '../transport-support';
+import {
+  choosePartition,
+  resolveStartOffsets,
+  validateExplicitPartitions,
+  validatePartition,
+  validateSubscribeOptions,
+  validateTopicName,
+  validateTopicSpec,
+} from '../transport-support';
 import { GroupOffsetStore } from './group-offsets';
 import { acquireDataDirLock } from './lock';
 import { fsyncDirectory, PartitionLog, type PartitionLogOptions } from './partition-log';
@@ -179,15 +187,7 @@ export class EmbeddedTransport implements Transport {
     for (const [index, record] of records.entries()) {
       if (topic?.name !== record.topic) topic = await this.openTopic(record.topic);
       const count = topic.partitions.length;
-      let partition: number;
-      if (record.partition !== undefined) {
-        validatePartition(record.topic, record.partition, count);
-        partition = record.partition;
-      } else if (record.key !== null) {
-        partition = partitionForKey(record.key, count);
-      } else {
-        partition = this.roundRobin.partition(record.topic, count);
-      }
+      const partition = choosePartition(record, count, this.roundRobin);
 
       const log = topic.partitions[partition];
       let batch = batches.get(log);
@@ -258,12 +258,7 @@ export class EmbeddedTransport implements Transport {
    */
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
     this.requireConnected();
-    if (options.topics.length === 0) throw new UsageError('a subscription needs at least one topic');
-    if (options.from.kind === 'offsets' && !options.topics.includes(options.from.topic)) {
-      throw new UsageError(
-        `start offsets are given for topic "${options.from.topic}", which the subscription to ${options.topics.join(', ')} does not include`,
-      );
-    }
+    validateSubscribeOptions(options);
 
     const assigned: AssignedPartition[] = [];
     for (const topic of options.topics) {

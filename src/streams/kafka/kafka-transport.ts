@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { Kafka, Partitioners, type Admin, type Message, type Producer } from 'kafkajs';
 import { UsageError } from '../../util/errors';
 import { childLogger, type Logger } from '../../util/logger';
-import { partitionForKey, RoundRobinPartitioner } from '../partitioner';
+import { RoundRobinPartitioner } from '../partitioner';
 import {
   UnknownTopicError,
   type PartitionOffset,
@@ -19,7 +19,15 @@ import {
   type TopicSpec,
   type Transport,
 } from '../transport';
-import { resolveStartOffsets, validateExplicitPartitions, validatePartition, validateTopicName, validateTopicSpec } from '../transport-support';
+import {
+  choosePartition,
+  resolveStartOffsets,
+  validateExplicitPartitions,
+  validatePartition,
+  validateSubscribeOptions,
+  validateTopicName,
+  validateTopicSpec,
+} from '../transport-support';
 import { BrokerUnreachableError, isConnectionFailure } from './errors';
 import { KafkaSubscription } from './kafka-subscription';
 import { kafkajsLevelFor, pinoLogCreator } from './kafkajs-logging';
@@ -176,15 +184,7 @@ export class KafkaTransport implements Transport {
 
     for (const [index, record] of records.entries()) {
       const count = await this.partitionCount(record.topic);
-      let partition: number;
-      if (record.partition !== undefined) {
-        validatePartition(record.topic, record.partition, count);
-        partition = record.partition;
-      } else if (record.key !== null) {
-        partition = partitionForKey(record.key, count);
-      } else {
-        partition = this.roundRobin.partition(record.topic, count);
-      }
+      const partition = choosePartition(record, count, this.roundRobin);
 
       const batchKey = `${record.topic}/${partition}`;
       let batch = batches.get(batchKey);
@@ -288,12 +288,7 @@ export class KafkaTransport implements Transport {
 
   async subscribe(options: SubscribeOptions): Promise<Subscription> {
     this.requireAdmin();
-    if (options.topics.length === 0) throw new UsageError('a subscription needs at least one topic');
-    if (options.from.kind === 'offsets' && !options.topics.includes(options.from.topic)) {
-      throw new UsageError(
-        `start offsets are given for topic "${options.from.topic}", which the subscription to ${options.topics.join(', ')} does not include`,
-      );
-    }
+    validateSubscribeOptions(options);
 
     // Start offsets to seek on first assignment. A committed start seeks only the partitions
     // without a commit, to the fallback resolved now: left to kafkajs, `latest` would be resolved
