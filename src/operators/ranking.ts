@@ -10,18 +10,18 @@ export function rankIndices(scores: readonly number[]): number[] {
 }
 
 /**
- * Returns the indices the teacher ranks: the student's top `m` and bottom `m` candidates,
- * best first, without repeating a candidate id. When K <= 2m that is every distinct
- * candidate; m = 1 is best versus worst.
+ * Returns the indices the teacher ranks: the student's top `m` and bottom `m` distinct
+ * candidates, best first. Repeated candidate ids are dropped before picking, so identical
+ * samples never crowd distinct ones out of the shortlist. When there are at most 2m distinct
+ * candidates that is all of them; m = 1 is best versus worst.
  */
 export function shortlistIndices(scores: readonly number[], ids: readonly string[], m: number): number[] {
-  const ranked = rankIndices(scores);
-  const picked = ranked.length <= 2 * m ? ranked : [...ranked.slice(0, m), ...ranked.slice(ranked.length - m)];
   const seen = new Set<string>();
-  return picked.filter((index) => {
+  const distinct = rankIndices(scores).filter((index) => {
     const id = ids[index] as string;
     if (seen.has(id)) return false;
     seen.add(id);
     return true;
   });
+  return distinct.length <= 2 * m ? distinct : [...distinct.slice(0, m), ...distinct.slice(distinct.length - m)];
 }

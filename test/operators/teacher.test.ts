@@ -80,6 +80,13 @@ describe('shortlistIndices', () => {
   test('drops repeated candidate ids', () => {
     assert.deepEqual(shortlistIndices([0.9, 0.9, 0.1], ['a', 'a', 'b'], 2), [0, 2]);
   });
+
+  test('repeats do not crowd out distinct candidates', () => {
+    // Four copies of the best text would fill a top-2 slot twice; the shortlist keeps b and c.
+    const ids = ['a', 'a', 'a', 'a', 'b', 'c', 'd'];
+    const scores = [0.9, 0.9, 0.9, 0.9, 0.8, 0.5, 0.1];
+    assert.deepEqual(shortlistIndices(scores, ids, 2), [0, 4, 5, 6]);
+  });
 });
 
 describe('retryVerdict', () => {
