@@ -49,6 +49,8 @@ export interface ChainConfig {
 export interface TrainerConfig {
   /** DPO inverse temperature beta. */
   beta: number;
+  /** Weight of the chosen response's per-token NLL added to the DPO loss (RPO); 0 is plain DPO. */
+  nllWeight: number;
   /** Learning rate of the policy (Adam). */
   lr: number;
   /** Learning rate of the student reward model (Adam). */
@@ -193,6 +195,7 @@ export const CONFIG_SCHEMA: SectionSpec = {
   },
   trainer: {
     beta: num(0, 100, 0.5, 'DPO beta', true),
+    nllWeight: num(0, 10, 0, 'weight of the chosen response NLL per token added to the DPO loss (RPO); 0 is plain DPO'),
     lr: num(0, 1, 3e-4, 'policy learning rate', true),
     studentLr: num(0, 1, 1e-3, 'student learning rate', true),
     batchSize: int(1, 4096, 8, 'pairs per DPO step'),

@@ -139,6 +139,14 @@ export class Policy {
     });
   }
 
+  /** Returns, per pair, the number of ids that `sequenceLogprobs` sums: the kept response ids plus EOS. */
+  responseTokenCounts(batch: PromptResponse[]): number[] {
+    return batch.map((item) => {
+      const pair = encodePair(this.tokenizer, item.prompt, item.response, this.config.contextLength);
+      return pair.ids.length - pair.responseStart;
+    });
+  }
+
   /** Returns `sequenceLogprobs` as numbers, without recording gradients, in chunks. */
   async responseLogprobs(batch: PromptResponse[]): Promise<number[]> {
     const result: number[] = [];

@@ -2,7 +2,7 @@
  * One DPO (or IPO) optimizer step of the policy against a frozen reference.
  */
 import * as tf from '@tensorflow/tfjs';
-import { type PairLogprobs, type PreferenceLossType, PREFERENCE_LOSS_TYPES, preferenceLoss } from './losses';
+import { type PairLogprobs, type PreferenceLossType, PREFERENCE_LOSS_TYPES, dpoNllLoss, preferenceLoss } from './losses';
 import { dpoRewardMetrics } from './metrics';
 import { ClippedAdam, type ClippedAdamOptions } from './optimizer';
 import { accumulateGradients, chunk } from './gradients';
@@ -20,6 +20,8 @@ export interface LogprobModel {
   sequenceLogprobs(batch: PromptResponse[]): tf.Tensor1D;
   /** The same values, computed without a gradient tape. */
   responseLogprobs(batch: PromptResponse[]): Promise<number[]>;
+  /** Number of response tokens that `sequenceLogprobs` sums per item; needed when `nllWeight` > 0. */
+  responseTokenCounts?(batch: PromptResponse[]): number[];
 }
 
 /** A preference pair for DPO, with optional precomputed reference log-probs. */
@@ -45,6 +47,11 @@ export interface DpoOptions extends ClippedAdamOptions {
   batchSize: number;
   /** Reference log-probs kept per pair id; the oldest are dropped first. Default 100,000. */
   referenceCacheSize?: number;
+  /**
+   * Weight of the chosen response's per-token NLL added to the sigmoid loss (RPO, see
+   * `dpoNllLoss`). Default 0, plain DPO.
+   */
+  nllWeight?: number;
 }
 
 /** Loss and metrics of one DPO step; rewards are the implicit ones, beta times the log-ratio. */
@@ -88,6 +95,16 @@ export class DpoTrainer {
     }
     if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
       throw new RangeError(`batchSize must be a positive integer, got ${options.batchSize}`);
+    }
+    const nllWeight = options.nllWeight ?? 0;
+    if (!(nllWeight >= 0) || !Number.isFinite(nllWeight)) {
+      throw new RangeError(`nllWeight must be a finite number >= 0, got ${nllWeight}; 0 gives plain DPO`);
+    }
+    if (nllWeight > 0 && options.lossType !== 'sigmoid') {
+      throw new RangeError(`nllWeight applies to the sigmoid loss only, got ${nllWeight} with lossType "${options.lossType}"; set it to 0`);
+    }
+    if (nllWeight > 0 && policy.responseTokenCounts === undefined) {
+      throw new RangeError(`nllWeight ${nllWeight} needs a policy with responseTokenCounts, to normalise the NLL by length`);
     }
     assertSeparateModels(policy, reference);
     this.reference = reference;
@@ -147,6 +164,9 @@ export class DpoTrainer {
     const indexed = pairs.map((pair, index) => ({ pair, index }));
     const total = pairs.length;
     const { beta, lossType, labelSmoothing } = this.options;
+    const nllWeight = this.options.nllWeight ?? 0;
+    const chosenTokenCounts =
+      nllWeight > 0 ? this.policy.responseTokenCounts!(pairs.map((pair) => ({ prompt: pair.prompt, response: pair.chosen }))) : [];
 
     // Policy log-probs of each micro-batch, kept out of the gradient tidy for the metrics.
     const policyLogprobs: tf.Tensor1D[] = [];
@@ -164,7 +184,10 @@ export class DpoTrainer {
         referenceChosen: tf.tensor1d(microBatch.map(({ index }) => reference.chosen[index]!)),
         referenceRejected: tf.tensor1d(microBatch.map(({ index }) => reference.rejected[index]!)),
       };
-      const losses = preferenceLoss(lossType, pairLogprobs, beta, labelSmoothing); // [n]
+      const losses =
+        nllWeight > 0
+          ? dpoNllLoss(pairLogprobs, tf.tensor1d(microBatch.map(({ index }) => chosenTokenCounts[index]!)), beta, nllWeight, labelSmoothing)
+          : preferenceLoss(lossType, pairLogprobs, beta, labelSmoothing); // [n]
       return tf.div(tf.sum(losses), total) as tf.Scalar;
     });
 

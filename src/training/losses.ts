@@ -1,11 +1,13 @@
 /**
- * Training losses of tsalign: DPO and IPO for the policy, Bradley-Terry for the student reward
- * model, and token-level cross-entropy for supervised warm-up.
+ * Training losses of tsalign: DPO, IPO and DPO with a chosen-response NLL term (RPO) for the
+ * policy, Bradley-Terry for the student reward model, and token-level cross-entropy for
+ * supervised warm-up.
  *
  * Each preference loss is a pure function of summed sequence log-probabilities (or reward
- * scores) and its hyperparameters, and returns the per-example losses, shape [batch]; the
- * trainers average them. Every log-sigmoid is computed as -softplus(-x) (see `logSigmoid`), so
- * the losses and their gradients stay finite at margins of any size.
+ * scores), token counts where it normalises by length, and its hyperparameters, and returns the
+ * per-example losses, shape [batch]; the trainers average them. Every log-sigmoid is computed as
+ * -softplus(-x) (see `logSigmoid`), so the losses and their gradients stay finite at margins of
+ * any size.
  * Metrics live in `metrics.ts`, never here.
  */
 import * as tf from '@tensorflow/tfjs';
@@ -103,6 +105,36 @@ export function preferenceLoss(
     default:
       throw new RangeError(`unknown lossType "${String(lossType)}"; expected one of ${PREFERENCE_LOSS_TYPES.join(', ')}`);
   }
+}
+
+/**
+ * Returns the DPO loss plus a weighted negative log-likelihood of the chosen response, per pair,
+ * shape [batch]: dpoLoss(logprobs, beta, eps) + nllWeight * (-log pi(y_c|x) / |y_c|).
+ *
+ * Pang et al. 2024, "Iterative Reasoning Preference Optimization" (RPO), train on
+ * L_DPO+NLL = L_NLL + alpha * L_DPO, where L_NLL is the chosen sequence's negative
+ * log-likelihood divided by its length. The NLL term keeps the chosen response likely, which
+ * plain DPO lets fall as long as the rejected one falls faster. Here the weight sits on the NLL
+ * term (nllWeight = 1/alpha, the loss scaled by 1/alpha), so nllWeight = 0 is plain DPO, and the
+ * length is the number of scored response tokens, EOS included, since prompt tokens are not
+ * scored. `chosenTokenCounts` holds |y_c| per pair (each at least 1).
+ */
+export function dpoNllLoss(
+  logprobs: PairLogprobs,
+  chosenTokenCounts: tf.Tensor1D,
+  beta: number,
+  nllWeight: number,
+  labelSmoothing = 0,
+): tf.Tensor1D {
+  if (!(nllWeight >= 0) || !Number.isFinite(nllWeight)) {
+    throw new RangeError(`nllWeight must be a finite number >= 0, got ${nllWeight}; 0 gives plain DPO`);
+  }
+  return tf.tidy(() => {
+    const dpo = dpoLoss(logprobs, beta, labelSmoothing);
+    if (nllWeight === 0) return dpo;
+    const chosenNll = tf.div(tf.neg(logprobs.policyChosen), tf.maximum(chosenTokenCounts, 1)); // [batch]
+    return tf.add(dpo, tf.mul(chosenNll, nllWeight)) as tf.Tensor1D;
+  });
 }
 
 /**

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs';
 import {
   bradleyTerryLoss,
   dpoLoss,
+  dpoNllLoss,
   ipoLoss,
   maskedCrossEntropy,
   preferenceLoss,
@@ -114,6 +115,37 @@ describe('dpoLoss', () => {
     assert.throws(() => dpoLoss(logprobs, 0.1, 0.5), /labelSmoothing must be in \[0, 0.5\)/);
     assert.throws(() => preferenceLoss('ipo', logprobs, 0.1, 0.1), /applies to the sigmoid loss only/);
     assert.throws(() => preferenceLoss('hinge' as never, logprobs, 0.1), /unknown lossType "hinge"; expected one of sigmoid, ipo/);
+  });
+});
+
+describe('dpoNllLoss', () => {
+  test('matches hand-computed values', () => {
+    // DPO part as in dpoLoss above: softplus(-1) and softplus(0.5) at beta = 0.5.
+    // NLL part: -pc / |chosen| = 1/4 and 5/2, times the weight 2.
+    const loss = values(dpoNllLoss(pairLogprobs([-1, -5], [-3, -4], [-2, -4], [-2, -4]), tf.tensor1d([4, 2]), 0.5, 2));
+    assertClose(loss[0]!, softplus(-1) + 2 * 0.25, 1e-6, 'pair 1');
+    assertClose(loss[1]!, softplus(0.5) + 2 * 2.5, 1e-6, 'pair 2');
+  });
+
+  test('equals dpoLoss at weight 0', () => {
+    const logprobs = pairLogprobs([-1, -5], [-3, -4], [-2, -4], [-2, -4]);
+    const withoutNll = values(dpoNllLoss(logprobs, tf.tensor1d([4, 2]), 0.5, 0, 0.1));
+    const plain = values(dpoLoss(logprobs, 0.5, 0.1));
+    assert.deepEqual(withoutNll, plain);
+  });
+
+  test('gradient adds the per-token NLL slope', () => {
+    // d/d pc of weight * (-pc / n) is -weight / n = -2 / 4, on top of DPO's -beta sigmoid(-beta h).
+    const counts = [4];
+    const gradients = policyGradients((logprobs) => dpoNllLoss(logprobs, tf.tensor1d(counts), 0.5, 2), [-1], [-3], [-2], [-2]);
+    assertClose(gradients.chosen[0]!, -0.5 * sigmoid(-1) - 0.5, 1e-6, 'chosen gradient');
+    assertClose(gradients.rejected[0]!, 0.5 * sigmoid(-1), 1e-6, 'rejected gradient');
+  });
+
+  test('rejects a negative or non-finite weight', () => {
+    const logprobs = pairLogprobs([-1], [-2], [-1], [-2]);
+    assert.throws(() => dpoNllLoss(logprobs, tf.tensor1d([1]), 0.5, -1), /nllWeight must be a finite number >= 0, got -1/);
+    assert.throws(() => dpoNllLoss(logprobs, tf.tensor1d([1]), 0.5, Number.NaN), /nllWeight must be a finite number >= 0, got NaN/);
   });
 });
 

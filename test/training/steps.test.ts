@@ -104,6 +104,43 @@ describe('DpoTrainer', () => {
     reference.dispose();
   });
 
+  test('NLL weight raises the chosen log-prob', async () => {
+    const policy = Policy.create(tinyConfig, tokenizer, 1);
+    const reference = policy.clone();
+    const nllWeight = 5;
+    const trainer = new DpoTrainer(policy, reference, { ...optimization, beta: 0.1, lossType: 'sigmoid', labelSmoothing: 0, nllWeight });
+    const chosen = pairs.map((pair) => ({ prompt: pair.prompt, response: pair.chosen }));
+    const counts = policy.responseTokenCounts(chosen);
+    const before = await policy.responseLogprobs(chosen);
+
+    const result = await trainer.step(pairs);
+    const after = await policy.responseLogprobs(chosen);
+
+    // " 4" and " blue" are 2 and 5 bytes, each plus EOS.
+    assert.deepEqual(counts, [3, 6]);
+    // At equal weights the DPO part is ln 2; the NLL part is the mean of -log pi(chosen) / |chosen|.
+    const meanNll = (-before[0]! / counts[0]! - before[1]! / counts[1]!) / 2;
+    const expectedLoss = Math.LN2 + nllWeight * meanNll;
+    assert.ok(Math.abs(result.loss - expectedLoss) < 1e-3, `first loss ${result.loss}, expected ${expectedLoss}`);
+    for (let i = 0; i < pairs.length; i++) {
+      assert.ok(after[i]! > before[i]!, `chosen log-prob of pair ${i} should rise: ${before[i]} -> ${after[i]}`);
+    }
+    trainer.dispose();
+    policy.dispose();
+    reference.dispose();
+  });
+
+  test('rejects an NLL weight with IPO', () => {
+    const policy = Policy.create(tinyConfig, tokenizer, 1);
+    const reference = policy.clone();
+    assert.throws(
+      () => new DpoTrainer(policy, reference, { ...optimization, beta: 0.1, lossType: 'ipo', labelSmoothing: 0, nllWeight: 1 }),
+      /nllWeight applies to the sigmoid loss only, got 1 with lossType "ipo"/,
+    );
+    policy.dispose();
+    reference.dispose();
+  });
+
   test('rejects the policy as its own reference', () => {
     const policy = Policy.create(tinyConfig, tokenizer, 1);
     assert.throws(
