@@ -6,6 +6,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { TsalignConfig, ModelSizeConfig } from '../config/schema';
 import { configHash } from '../config/canonical';
 import { Policy } from '../models/policy';
@@ -138,6 +139,9 @@ async function warmUp(policy: Policy, options: PrepareBaseOptions): Promise<void
       cursor += run.warmupBatchSize;
       const result = await sft.step(batch);
       options.onStep?.(step + 1, run.warmupSteps, result.loss);
+      // The step runs synchronously inside its promise; without a macrotask break here a
+      // SIGINT or SIGTERM handler could not run (and abort the signal) until the warm-up ends.
+      await yieldToEventLoop();
     }
   } finally {
     sft.dispose();
@@ -157,7 +161,7 @@ async function seedStudent(policy: Policy, student: RewardModel, options: Prepar
     temperature: config.chain.temperature,
     maxTokens: config.chain.maxTokens,
     k: config.chain.candidates,
-  });
+  }, options.signal);
   const trainer = new RewardTrainer(student, { batchSize: config.trainer.studentBatchSize, lr: config.trainer.studentLr, warmupSteps: 0, clipNorm: 1 });
   try {
     for (let epoch = 0; epoch < Math.max(1, config.trainer.epochs); epoch++) {
@@ -165,6 +169,7 @@ async function seedStudent(policy: Policy, student: RewardModel, options: Prepar
       for (let start = 0; start < ordered.length; start += config.trainer.studentBatchSize) {
         options.signal?.throwIfAborted();
         await trainer.step(ordered.slice(start, start + config.trainer.studentBatchSize));
+        await yieldToEventLoop();
       }
     }
   } finally {

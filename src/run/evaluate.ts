@@ -2,6 +2,7 @@
  * Evaluation of a run: win rate of a policy against the base policy, student agreement with the
  * teacher on held-out comparisons, and audited precision of the student's confident decisions.
  */
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Candidate, Prompt } from '../streams/records';
 import type { Teacher } from '../teachers/types';
 import { deriveSeed } from '../models/random';
@@ -39,10 +40,13 @@ export function evalSeed(seed: number, promptId: string): number {
  * Draws one response per prompt, in the prompts' order. Each prompt's seed depends only on the
  * root seed and its id, so two policies answer with comparable randomness.
  */
-export async function respond(policy: ResponseSampler, prompts: readonly Prompt[], options: EvalSamplingOptions): Promise<string[]> {
+export async function respond(policy: ResponseSampler, prompts: readonly Prompt[], options: EvalSamplingOptions, signal?: AbortSignal): Promise<string[]> {
   const batchSize = options.batchSize ?? 32;
   const responses: string[] = [];
   for (let start = 0; start < prompts.length; start += batchSize) {
+    // Sampling runs synchronously inside its promise: yield so a shutdown handler can abort.
+    await yieldToEventLoop();
+    signal?.throwIfAborted();
     const batch = prompts.slice(start, start + batchSize);
     const sampled = await policy.sample(
       batch.map((prompt) => prompt.text),
@@ -92,6 +96,8 @@ export async function winRate(
   let scoreSum = 0;
   let baseScoreSum = 0;
   for (let i = 0; i < prompts.length; i++) {
+    await yieldToEventLoop();
+    signal.throwIfAborted();
     const prompt = prompts[i]!;
     const [scoreA, scoreB] = await teacher.rank(prompt, [candidate(prompt.id, policyResponses[i]!), candidate(prompt.id, baseResponses[i]!)], signal);
     scoreSum += scoreA!;
@@ -128,6 +134,8 @@ export async function heldOutComparisons(
   const batchSize = options.batchSize ?? 16;
   const comparisons: TeacherComparison[] = [];
   for (let start = 0; start < prompts.length; start += batchSize) {
+    await yieldToEventLoop();
+    signal.throwIfAborted();
     const batch = prompts.slice(start, start + batchSize);
     const sampled = await policy.sample(
       batch.map((prompt) => prompt.text),

@@ -133,22 +133,22 @@ interface Evaluation {
   comparisons: TeacherComparison[];
 }
 
-async function prepareEvaluation(config: TsalignConfig, basePolicy: Policy, teacher: Teacher): Promise<Evaluation> {
+async function prepareEvaluation(config: TsalignConfig, basePolicy: Policy, teacher: Teacher, signal?: AbortSignal): Promise<Evaluation> {
   const { evaluation, agreement } = heldOutPrompts(config);
   const sampling = { seed: config.run.seed, temperature: config.run.evalTemperature, maxTokens: config.chain.maxTokens };
-  const baseResponses = await respond(basePolicy, evaluation, sampling);
+  const baseResponses = await respond(basePolicy, evaluation, sampling, signal);
   const comparisons = await heldOutComparisons(basePolicy, teacher, agreement, {
     seed: config.run.seed,
     temperature: config.chain.temperature,
     maxTokens: config.chain.maxTokens,
     k: config.chain.candidates,
-  });
+  }, signal);
   return { prompts: evaluation, baseResponses, comparisons };
 }
 
-async function evaluateRound(config: TsalignConfig, evaluation: Evaluation, policy: Policy, student: RewardModel, teacher: Teacher) {
-  const responses = await respond(policy, evaluation.prompts, { seed: config.run.seed, temperature: config.run.evalTemperature, maxTokens: config.chain.maxTokens });
-  const wins = await winRate(teacher, evaluation.prompts, responses, evaluation.baseResponses);
+async function evaluateRound(config: TsalignConfig, evaluation: Evaluation, policy: Policy, student: RewardModel, teacher: Teacher, signal?: AbortSignal) {
+  const responses = await respond(policy, evaluation.prompts, { seed: config.run.seed, temperature: config.run.evalTemperature, maxTokens: config.chain.maxTokens }, signal);
+  const wins = await winRate(teacher, evaluation.prompts, responses, evaluation.baseResponses, signal);
   const agreement = await studentAgreement((items) => student.score(items), evaluation.comparisons);
   return { wins, agreement };
 }
@@ -250,7 +250,7 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
     progress('preparing the held-out evaluation');
     const started = Date.now();
     basePolicy = await loadPolicy(state.base.policy.uri, { expectedSha256: state.base.policy.sha256 });
-    const evaluation = await prepareEvaluation(config, basePolicy, teacher);
+    const evaluation = await prepareEvaluation(config, basePolicy, teacher, signal);
 
     if (state.rounds.length === 0) {
       const baseStudent = await loadRewardModel(state.base.student.uri, { expectedSha256: state.base.student.sha256 });
@@ -333,11 +333,12 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
           audited: roundResult.measures.audited,
           deadLetters: roundResult.measures.deadLetters,
         },
+        signal,
       });
       await roundsWriter.write(manifest);
 
       progress(`round ${round}: evaluating`);
-      const { wins, agreement } = await evaluateRound(config, evaluation, trainer.policy, trainer.student, teacher);
+      const { wins, agreement } = await evaluateRound(config, evaluation, trainer.policy, trainer.student, teacher, signal);
       const measures = roundResult.measures;
       const row: RoundMeasures = {
         round,

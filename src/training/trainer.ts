@@ -11,6 +11,7 @@
  * `publishEvery = n > 0` each full batch is trained as it arrives, a checkpoint is published
  * every n optimizer steps, and the remaining `epochs - 1` passes run at round close.
  */
+import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Policy } from '../models/policy';
 import type { RewardModel } from '../models/reward-model';
 import type { TsalignConfig } from '../config/schema';
@@ -98,6 +99,11 @@ export interface RoundCloseInfo {
   seeds?: Record<string, bigint>;
   /** Extra summary figures (the chain's counters); the trainer adds its own. */
   summary?: Record<string, number>;
+  /**
+   * Stops the round's training between steps with an AbortError. The trainer is then mid-round
+   * and must be disposed; resume from the last snapshot to redo the round.
+   */
+  signal?: AbortSignal;
 }
 
 /** Result of offering pairs to the trainer. */
@@ -105,6 +111,15 @@ export interface AcceptResult {
   accepted: number;
   stale: number;
   duplicate: number;
+}
+
+/**
+ * Lets the event loop run (a training step is synchronous inside its promise, so a shutdown
+ * handler could not abort the signal otherwise), then throws if the signal aborted.
+ */
+async function yieldAndCheck(signal: AbortSignal | undefined): Promise<void> {
+  await yieldToEventLoop();
+  signal?.throwIfAborted();
 }
 
 /** Returns the version name of a model published at a round and step, e.g. `policy-r2-s40`. */
@@ -460,10 +475,12 @@ export class Trainer {
         const ordered = epochOrder(this.state.roundPairs, run.seed, round, epoch);
         for (let start = 0; start < ordered.length; start += trainer.batchSize) {
           await this.policyStep(ordered.slice(start, start + trainer.batchSize));
+          await yieldAndCheck(info.signal);
         }
         const comparisons = epochOrder(this.state.roundComparisons, run.seed, round, epoch);
         for (let start = 0; start < comparisons.length; start += trainer.studentBatchSize) {
           await this.studentStep(comparisons.slice(start, start + trainer.studentBatchSize));
+          await yieldAndCheck(info.signal);
         }
       }
       // Offered in a seeded order, so the reservoir's content does not depend on arrival order.

@@ -88,6 +88,33 @@ describe('run job', () => {
     }
   });
 
+  test('a signal aborted during the warm-up stops it between steps', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tsalign-run-abort-'));
+    const transport = await embedded(dataDir);
+    const controller = new AbortController();
+    const steps: string[] = [];
+    try {
+      const result = await runJob({
+        transport,
+        dataDir,
+        topicPrefix: 'tsalign.',
+        config: smallConfig(1, { run: { rounds: 1, promptsPerRound: 8, evalPrompts: 6, agreementPrompts: 4, warmupSteps: 200, warmupBatchSize: 8 } }),
+        signal: controller.signal,
+        onProgress: (text) => {
+          if (!text.startsWith('warm-up step')) return;
+          steps.push(text);
+          // Aborts from a later macrotask, as a SIGINT handler would.
+          if (steps.length === 1) setImmediate(() => controller.abort());
+        },
+      });
+      assert.equal(result.interrupted, true);
+      assert.deepEqual(result.rounds, []);
+      assert.ok(steps.length <= 3, `the warm-up went on for ${steps.length} steps after the abort`);
+    } finally {
+      await transport.close();
+    }
+  });
+
   const kafka = kafkaBrokersOrSkip();
   test('kafka run replays exactly', { skip: kafka.skip }, async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tsalign-run-kafka-'));
