@@ -25,7 +25,7 @@ const tiny = ['--layers', '1', '--d-model', '16', '--heads', '2', '--context-len
  * these prompts run from about 0.005 to 0.028, so it decides some prompts and the teacher the
  * others. No audits, so every teacher decision is a TEACHER one.
  */
-const chainSettings = ['chain.maxTokens=16', 'chain.tau=0.75', 'chain.calibrationT=0.01', 'chain.auditFraction=0'].flatMap((value) => ['--set', value]);
+const chainSettings = ['chain.candidates=4', 'chain.shortlist=2', 'chain.maxTokens=16', 'chain.tau=0.75', 'chain.calibrationT=0.01', 'chain.auditFraction=0'].flatMap((value) => ['--set', value]);
 
 const temp = tempDir('tsalign-hh-chain-');
 after(() => temp.remove());
