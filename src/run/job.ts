@@ -19,7 +19,8 @@ import { RecordWriter } from '../streams/sink';
 import { ensureTopics, topicName } from '../streams/topics';
 import type { Transport } from '../streams/transport';
 import { encodeRecord } from '../streams/avro';
-import { generateTaskPrompts } from '../tasks';
+import { TaskPromptsExhaustedError, generateTaskPrompts } from '../tasks';
+import { UsageError } from '../util/errors';
 import { createTeacher, type Teacher } from '../teachers';
 import { comparisonsFromRanking, type TeacherComparison } from '../training/replay-buffer';
 import { Trainer, type ModelRef } from '../training/trainer';
@@ -75,6 +76,35 @@ export function roundPrompts(config: TsalignConfig, round: number): Prompt[] {
   const { promptsPerRound, seed } = config.run;
   const all = generateTaskPrompts({ count: round * promptsPerRound, seed: deriveSeed('tsalign.round-prompts', seed), split: 'train' });
   return all.slice((round - 1) * promptsPerRound);
+}
+
+/**
+ * Checks that the task suite holds enough distinct prompts for every round and for the held-out
+ * evaluation, so that a too-large count fails at once rather than at round 3 or after the
+ * warm-up. Throws UsageError naming the keys to change.
+ */
+export function checkPromptCounts(config: TsalignConfig): void {
+  const { rounds, promptsPerRound, evalPrompts, agreementPrompts } = config.run;
+  try {
+    roundPrompts(config, rounds);
+  } catch (error) {
+    if (!(error instanceof TaskPromptsExhaustedError)) throw error;
+    throw new UsageError(
+      `run.promptsPerRound=${promptsPerRound} over run.rounds=${rounds} needs ${error.requested} distinct train-split task prompts, ` +
+        `but the task suite ran out after ${error.drawn}; lower run.promptsPerRound to at most ${Math.floor(error.drawn / rounds)} or lower run.rounds`,
+      { cause: error },
+    );
+  }
+  try {
+    heldOutPrompts(config);
+  } catch (error) {
+    if (!(error instanceof TaskPromptsExhaustedError)) throw error;
+    throw new UsageError(
+      `run.evalPrompts=${evalPrompts} plus run.agreementPrompts=${agreementPrompts} needs ${error.requested} distinct held-out task prompts, ` +
+        `but the task suite ran out after ${error.drawn}; lower run.evalPrompts or run.agreementPrompts so their sum is at most ${error.drawn}`,
+      { cause: error },
+    );
+  }
 }
 
 /** Returns the comparisons a teacher judgment implies, with texts from the candidate set. */
@@ -206,6 +236,7 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
   const log = childLogger('run', { dataDir: transport.address });
   const runDir = join(dataDir, 'run');
   const progress = options.onProgress ?? (() => undefined);
+  checkPromptCounts(config);
   const teacher = createTeacher(config.teacher.kind, config.teacher);
 
   let state = readRunState(runDir, config);

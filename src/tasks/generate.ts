@@ -29,6 +29,20 @@ export const HELDOUT_PERCENT = 20;
 /** Draws per requested prompt before generation gives up on a family whose instances ran out. */
 const MAX_DRAWS_PER_PROMPT = 200;
 
+/** Thrown when a family has run out of distinct prompts of a split before `count` was reached. */
+export class TaskPromptsExhaustedError extends UsageError {
+  override name = 'TaskPromptsExhaustedError';
+  constructor(
+    message: string,
+    /** Distinct prompts drawn (all families) before the family ran out: about what the split holds. */
+    readonly drawn: number,
+    /** The count that was requested. */
+    readonly requested: number,
+  ) {
+    super(message);
+  }
+}
+
 export interface TaskPromptOptions {
   count: number;
   seed: number;
@@ -52,8 +66,9 @@ export function taskSplitOf(text: string): TaskSplit {
  * The same options always return the same prompts. Each prompt carries
  * `meta: { task, answer, split }`, and only teachers may read `answer`.
  *
- * Throws UsageError for invalid options, and when a family has too few distinct instances in
- * the split for the count (raise the difficulty or lower the count).
+ * Throws UsageError for invalid options, and TaskPromptsExhaustedError (a UsageError) when a
+ * family has too few distinct instances in the split for the count (raise the difficulty or
+ * lower the count).
  */
 export function generateTaskPrompts(options: TaskPromptOptions): Prompt[] {
   const { count, seed, split } = options;
@@ -103,10 +118,12 @@ function drawPrompt(
   }
   // NOTE: a family's instance space is small at the default difficulty (add has 21 * 21 = 441
   // instances, about 350 of them in train), so requests of thousands of prompts end here.
-  throw new UsageError(
+  throw new TaskPromptsExhaustedError(
     `task family "${family.name}" has run out of distinct ${split} prompts: ${MAX_DRAWS_PER_PROMPT} draws ` +
       `found no new one after ${seen.size} prompts of ${count} requested; request fewer prompts or raise ` +
       'the difficulty (maxOperand, maxWordLength, maxDigits)',
+    seen.size,
+    count,
   );
 }
 

@@ -12,6 +12,7 @@ export {
   TASK_CREATED_AT,
   TASK_SOURCE,
   TASK_SPLITS,
+  TaskPromptsExhaustedError,
   generateTaskPrompts,
   resolveDifficulty,
   taskSplitOf,

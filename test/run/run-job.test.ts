@@ -115,6 +115,29 @@ describe('run job', () => {
     }
   });
 
+  test('prompt counts beyond the task suite fail before the warm-up', async () => {
+    const dataDir = mkdtempSync(join(tmpdir(), 'tsalign-run-counts-'));
+    const transport = await embedded(dataDir);
+    const progress: string[] = [];
+    const run = { promptsPerRound: 8, evalPrompts: 6, agreementPrompts: 4, warmupSteps: 4, warmupBatchSize: 8 };
+    try {
+      await assert.rejects(
+        runJob({ transport, dataDir, topicPrefix: 'tsalign.', config: smallConfig(3, { run: { ...run, rounds: 3, promptsPerRound: 2000 } }), onProgress: (text) => progress.push(text) }),
+        (error: unknown) =>
+          error instanceof UsageError &&
+          /run\.promptsPerRound=2000 over run\.rounds=3 needs 6000 distinct train-split task prompts, but the task suite ran out after \d+; lower run\.promptsPerRound to at most \d+/.test(error.message),
+      );
+      await assert.rejects(
+        runJob({ transport, dataDir, topicPrefix: 'tsalign.', config: smallConfig(1, { run: { ...run, rounds: 1, evalPrompts: 400, agreementPrompts: 400 } }), onProgress: (text) => progress.push(text) }),
+        (error: unknown) =>
+          error instanceof UsageError && /run\.evalPrompts=400 plus run\.agreementPrompts=400 needs 800 distinct held-out task prompts, but the task suite ran out after \d+/.test(error.message),
+      );
+      assert.deepEqual(progress, []);
+    } finally {
+      await transport.close();
+    }
+  });
+
   const kafka = kafkaBrokersOrSkip();
   test('kafka run replays exactly', { skip: kafka.skip }, async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tsalign-run-kafka-'));
