@@ -77,7 +77,7 @@ function cell(value: string): string {
 }
 
 function tableHtml(rows: RoundMeasures[]): string {
-  const header = ['round', 'prompts', 'pairs', 'trained', 'teacher calls / prompt', 'gate rate', 'audited precision', 'student agreement', 'length gap', 'win rate', '95% interval', 'seconds'];
+  const header = ['round', 'prompts', 'pairs', 'trained', 'teacher calls / prompt', 'gate rate', 'audited precision', 'student agreement', 'length gap', 'mean score', 'win rate', '95% interval', 'seconds'];
   const body = rows.map((row) =>
     [
       '<tr>',
@@ -90,6 +90,7 @@ function tableHtml(rows: RoundMeasures[]): string {
       cell(row.auditedPrecision === null ? '-' : `${percent(row.auditedPrecision)} of ${row.audited}`),
       cell(`${percent(row.studentAgreement)} of ${row.agreementComparisons}`),
       cell(row.lengthGap === null ? '-' : row.lengthGap.toFixed(1)),
+      cell(row.evalScore.toFixed(2)),
       cell(`${percent(row.winRate)} (${row.wins}-${row.losses}-${row.ties})`),
       cell(`${percent(row.winRateLow)} to ${percent(row.winRateHigh)}`),
       cell(row.seconds.toFixed(1)),
@@ -133,6 +134,7 @@ export function renderReportHtml(report: RunReport): string {
     '<dt>gate rate</dt><dd>share of prompts the student decided without the teacher.</dd>',
     '<dt>audited precision</dt><dd>share of audited confident student decisions whose pair the teacher ordered the same way.</dd>',
     '<dt>student agreement</dt><dd>share of held-out teacher-ordered comparisons the student orders the same way, ties half.</dd>',
+    '<dt>mean score</dt><dd>mean teacher (verifier) score of the round\'s policy on the held-out win-rate prompts; round 0 is the base policy, the starting point.</dd>',
     '<dt>length gap</dt><dd>mean characters of the chosen minus the rejected response over the round\'s pairs.</dd>',
     '</dl>',
     `<h2>Configuration</h2><pre>${escapeXml(JSON.stringify(report.config, null, 2))}</pre>`,

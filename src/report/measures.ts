@@ -35,7 +35,7 @@ export interface RoundMeasures {
   wins: number;
   losses: number;
   ties: number;
-  /** Mean verifier score of the round's policy on the held-out prompts. */
+  /** Mean teacher (verifier) score of the round's policy on the held-out prompts; round 0 is the base policy's. */
   evalScore: number;
   /** Wall time of the round (chain, training and evaluation), seconds. */
   seconds: number;
@@ -66,6 +66,7 @@ const COLUMNS: Array<{ header: string; width: number; cell: (row: RoundMeasures)
   { header: 'audit prec', width: 11, cell: (row) => (row.auditedPrecision === null ? '-' : `${percent(row.auditedPrecision)} (${row.audited})`) },
   { header: 'agreement', width: 9, cell: (row) => percent(row.studentAgreement) },
   { header: 'len gap', width: 7, cell: (row) => (row.lengthGap === null ? '-' : row.lengthGap.toFixed(1)) },
+  { header: 'score', width: 5, cell: (row) => row.evalScore.toFixed(2) },
   { header: 'win rate [95% CI]', width: 17, cell: (row) => `${percent(row.winRate)} [${percent(row.winRateLow)}, ${percent(row.winRateHigh)}]` },
   { header: 'time', width: 6, cell: (row) => `${row.seconds.toFixed(0)}s` },
 ];

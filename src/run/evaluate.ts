@@ -121,6 +121,28 @@ export async function winRate(
 }
 
 /**
+ * Returns the mean teacher score of one response per prompt, each graded alone (the verifier
+ * teacher's score is absolute, so this is the same figure `winRate` reports as `meanScore`).
+ */
+export async function meanScore(
+  teacher: Teacher,
+  prompts: readonly Prompt[],
+  responses: readonly string[],
+  signal: AbortSignal = new AbortController().signal,
+): Promise<number> {
+  if (prompts.length === 0) return 0;
+  let sum = 0;
+  for (let i = 0; i < prompts.length; i++) {
+    await yieldToEventLoop();
+    signal.throwIfAborted();
+    const prompt = prompts[i]!;
+    const [score] = await teacher.rank(prompt, [candidate(prompt.id, responses[i]!)], signal);
+    sum += score!;
+  }
+  return sum / prompts.length;
+}
+
+/**
  * Builds the held-out comparisons for student agreement: `k` responses per prompt sampled from
  * the policy (seeded), ranked by the teacher, and every ordered pair with different scores.
  */

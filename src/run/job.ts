@@ -27,7 +27,7 @@ import { Trainer, type ModelRef } from '../training/trainer';
 import { childLogger } from '../util/logger';
 import { prepareBase } from './base';
 import { chainWriters, runChainRound } from './chain-round';
-import { auditedPrecision, heldOutComparisons, respond, studentAgreement, winRate } from './evaluate';
+import { type ResponseSampler, auditedPrecision, heldOutComparisons, meanScore, respond, studentAgreement, winRate } from './evaluate';
 import { policyHandle, studentHandle } from './handles';
 import { DirectoryModelStore } from './model-store';
 import { type FedRound, RUN_STATE_FORMAT, RUN_STATE_FORMAT_VERSION, fedRange, readRunState, runIdentity, writeRunState } from './state';
@@ -157,13 +157,16 @@ function metricRecords(row: RoundMeasures, at: number): Metric[] {
 }
 
 /** The evaluation fixtures shared by every round: prompts, base responses, held-out comparisons. */
-interface Evaluation {
+export interface Evaluation {
   prompts: Prompt[];
   baseResponses: string[];
+  /** Mean teacher score of `baseResponses`: the starting point of `evalScore`. */
+  baseMeanScore: number;
   comparisons: TeacherComparison[];
 }
 
-async function prepareEvaluation(config: TsalignConfig, basePolicy: Policy, teacher: Teacher, signal?: AbortSignal): Promise<Evaluation> {
+/** Samples and grades the base policy's evaluation responses and builds the held-out comparisons. */
+export async function prepareEvaluation(config: TsalignConfig, basePolicy: ResponseSampler, teacher: Teacher, signal?: AbortSignal): Promise<Evaluation> {
   const { evaluation, agreement } = heldOutPrompts(config);
   const sampling = { seed: config.run.seed, temperature: config.run.evalTemperature, maxTokens: config.chain.maxTokens };
   const baseResponses = await respond(basePolicy, evaluation, sampling, signal);
@@ -173,7 +176,8 @@ async function prepareEvaluation(config: TsalignConfig, basePolicy: Policy, teac
     maxTokens: config.chain.maxTokens,
     k: config.chain.candidates,
   }, signal);
-  return { prompts: evaluation, baseResponses, comparisons };
+  const baseMeanScore = await meanScore(teacher, evaluation, baseResponses, signal);
+  return { prompts: evaluation, baseResponses, baseMeanScore, comparisons };
 }
 
 async function evaluateRound(config: TsalignConfig, evaluation: Evaluation, policy: Policy, student: RewardModel, teacher: Teacher, signal?: AbortSignal) {
@@ -309,7 +313,7 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
         wins: 0,
         losses: 0,
         ties: n,
-        evalScore: 0,
+        evalScore: evaluation.baseMeanScore,
         seconds: (Date.now() - started) / 1000,
       };
       state.rounds.push(row);

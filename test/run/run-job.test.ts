@@ -7,10 +7,16 @@ import { validateConfig, withHash } from '../../src/config';
 import { selectBackend } from '../../src/models/backend';
 import { replayRound } from '../../src/replay/replay';
 import { readTopic } from '../../src/replay/read-topic';
-import { runJob } from '../../src/run/job';
+import { loadPolicy } from '../../src/models/checkpoint';
+import { respond } from '../../src/run/evaluate';
+import { heldOutPrompts, prepareEvaluation, runJob } from '../../src/run/job';
+import { readRunState } from '../../src/run/state';
+import { gradeResponse } from '../../src/tasks';
 import { createTransport } from '../../src/streams/create-transport';
 import { topicName } from '../../src/streams/topics';
+import type { Prompt } from '../../src/streams/records';
 import type { Transport } from '../../src/streams/transport';
+import type { Teacher } from '../../src/teachers/types';
 import { UsageError } from '../../src/util/errors';
 import { kafkaBrokersOrSkip, uniqueTopicName } from '../helpers/kafka';
 
@@ -62,6 +68,23 @@ async function runAndReplay(transport: Transport, dataDir: string, topicPrefix: 
   return result;
 }
 
+describe('prepareEvaluation', () => {
+  test('grades the base responses for round 0', async () => {
+    const config = smallConfig(1).config;
+    // Answers every prompt with its id's first character repeated by the sample index.
+    const sampler = {
+      async sample(prompts: string[], options: { k: number }) {
+        return prompts.map((text) => Array.from({ length: options.k }, (_, j) => ({ text: `${text.length % 5}${'x'.repeat(j)}`, tokens: 1, logprob: 0 })));
+      },
+    };
+    // Scores a response by its length.
+    const teacher: Teacher = { name: 'length', rank: async (_prompt: Prompt, shortlist) => shortlist.map((candidate) => candidate.text.length) };
+    const evaluation = await prepareEvaluation(config, sampler, teacher);
+    assert.equal(evaluation.baseResponses.length, config.run.evalPrompts);
+    assert.equal(evaluation.baseMeanScore, 1);
+  });
+});
+
 describe('run job', () => {
   before(async () => {
     await selectBackend({ force: 'cpu' });
@@ -72,6 +95,16 @@ describe('run job', () => {
     const transport = await embedded(dataDir);
     try {
       const first = await runAndReplay(transport, dataDir, 'tsalign.');
+
+      // Round 0 reports the base policy's mean verifier score on the win-rate prompts.
+      const config = smallConfig(2).config;
+      const state = readRunState(join(dataDir, 'run'), config)!;
+      const base = await loadPolicy(state.base.policy.uri, { expectedSha256: state.base.policy.sha256 });
+      const prompts = heldOutPrompts(config).evaluation;
+      const responses = await respond(base, prompts, { seed: config.run.seed, temperature: config.run.evalTemperature, maxTokens: config.chain.maxTokens });
+      base.dispose();
+      const expected = prompts.reduce((sum, prompt, i) => sum + gradeResponse(prompt, responses[i]!), 0) / prompts.length;
+      assert.equal(first.rounds[0]!.evalScore, expected);
 
       // A second run with one more round continues after round 2 and keeps the earlier rows.
       const second = await runJob({ transport, dataDir, topicPrefix: 'tsalign.', config: smallConfig(3) });
