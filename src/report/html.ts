@@ -133,7 +133,7 @@ export function renderReportHtml(report: RunReport): string {
     '<dt>win rate</dt><dd>the round\'s policy against the base policy on held-out prompts, one response each, judged by the teacher; ties count half; the band is the 95% Wilson interval. Round 0 is the base against itself.</dd>',
     '<dt>gate rate</dt><dd>share of prompts the student decided without the teacher.</dd>',
     '<dt>audited precision</dt><dd>share of audited confident student decisions whose pair the teacher ordered the same way.</dd>',
-    '<dt>student agreement</dt><dd>share of held-out teacher-ordered comparisons the student orders the same way, ties half.</dd>',
+    '<dt>student agreement</dt><dd>share of held-out teacher-ordered comparisons the student orders the same way, ties half, taken per prompt and averaged over the prompts so that each prompt counts equally.</dd>',
     '<dt>mean score</dt><dd>mean teacher (verifier) score of the round\'s policy on the held-out win-rate prompts; round 0 is the base policy, the starting point.</dd>',
     '<dt>length gap</dt><dd>mean characters of the chosen minus the rejected response over the round\'s pairs.</dd>',
     '</dl>',

@@ -21,7 +21,7 @@ export interface RoundMeasures {
   audited: number;
   /** Share of audited decisions where the teacher ordered the student's pair the same way; null without audits. */
   auditedPrecision: number | null;
-  /** Share of held-out teacher-ordered comparisons the student orders the same way (ties half). */
+  /** Share of held-out teacher-ordered comparisons the student orders the same way (ties half), averaged over prompts. */
   studentAgreement: number;
   /** Held-out comparisons behind `studentAgreement`. */
   agreementComparisons: number;

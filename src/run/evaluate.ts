@@ -179,7 +179,13 @@ export async function heldOutComparisons(
   return comparisons;
 }
 
-/** Share of comparisons the student orders like the teacher; ties count half; 0 without comparisons. */
+/**
+ * Share of held-out comparisons the student orders like the teacher, with every prompt counting
+ * equally: the share is taken within each prompt (comparisons grouped by prompt text, ties
+ * counting half), then averaged over the prompts. A prompt whose K responses the teacher scored
+ * in many ways brings up to K(K-1)/2 comparisons; counted one by one, a few such prompts would
+ * decide the figure. Returns 0 without comparisons.
+ */
 export async function studentAgreement(score: StudentScoreFn, comparisons: readonly TeacherComparison[]): Promise<number> {
   if (comparisons.length === 0) return 0;
   const items = comparisons.flatMap((comparison) => [
@@ -187,14 +193,20 @@ export async function studentAgreement(score: StudentScoreFn, comparisons: reado
     { prompt: comparison.prompt, response: comparison.rejected },
   ]);
   const scores = await score(items);
-  let agreed = 0;
+  // Per prompt text: [agreed, comparisons].
+  const byPrompt = new Map<string, [number, number]>();
   for (let i = 0; i < comparisons.length; i++) {
     const chosen = scores[2 * i]!;
     const rejected = scores[2 * i + 1]!;
-    if (chosen > rejected) agreed += 1;
-    else if (chosen === rejected) agreed += 0.5;
+    const agreed = chosen > rejected ? 1 : chosen === rejected ? 0.5 : 0;
+    const tally = byPrompt.get(comparisons[i]!.prompt) ?? [0, 0];
+    tally[0] += agreed;
+    tally[1] += 1;
+    byPrompt.set(comparisons[i]!.prompt, tally);
   }
-  return agreed / comparisons.length;
+  let sum = 0;
+  for (const [agreed, count] of byPrompt.values()) sum += agreed / count;
+  return sum / byPrompt.size;
 }
 
 /** Share of audited decisions the teacher agreed with; null when there were none. */
