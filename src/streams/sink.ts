@@ -21,9 +21,82 @@ export interface SinkOptions<K extends RecordTypeName> {
 }
 
 interface QueuedWrite {
-  message: ProduceRecord;
   resolve(position: RecordPosition): void;
   reject(error: unknown): void;
+}
+
+/**
+ * Called once per produce call with the tags of its records, in write order, and either their
+ * positions or the error that failed the whole batch.
+ */
+type BatchSettled<T> = (tags: readonly T[], positions: readonly RecordPosition[] | undefined, error: unknown) => void;
+
+/**
+ * Encodes records and produces them in batches, tagging each record with a caller's value and
+ * reporting each batch once. The operators use it directly, so a record costs no promise.
+ */
+class BatchWriter<K extends RecordTypeName, T> {
+  /** Messages waiting for a produce call, from `head` on, and the tag of each. */
+  private messages: ProduceRecord[] = [];
+  private tags: T[] = [];
+  private head = 0;
+  /** The drain loop, while it runs. */
+  inFlight: Promise<void> | undefined;
+  private readonly maxBatch: number;
+
+  constructor(
+    private readonly transport: Transport,
+    private readonly options: SinkOptions<K>,
+    private readonly settled: BatchSettled<T>,
+  ) {
+    this.maxBatch = options.maxBatch ?? 500;
+  }
+
+  get queued(): number {
+    return this.messages.length - this.head;
+  }
+
+  /** Encodes and queues a record. Throws a SchemaValidationError, queueing nothing, for an invalid one. */
+  add(record: RecordTypes[K], tag: T): void {
+    const encoded = encodeRecord(this.options.recordType, record);
+    this.messages.push({ topic: this.options.topic, key: this.options.key(record), value: encoded.value, headers: encoded.headers });
+    this.tags.push(tag);
+    // Start on a microtask so that writes made in the same tick share the batch.
+    this.inFlight ??= Promise.resolve().then(() => this.drain());
+  }
+
+  private async drain(): Promise<void> {
+    while (this.head < this.messages.length) {
+      const end = Math.min(this.head + this.maxBatch, this.messages.length);
+      let messages: ProduceRecord[];
+      let tags: T[];
+      if (this.head === 0 && end === this.messages.length) {
+        // The whole queue fits one batch: hand it over rather than copy it.
+        messages = this.messages;
+        tags = this.tags;
+        this.messages = [];
+        this.tags = [];
+      } else {
+        messages = this.messages.slice(this.head, end);
+        tags = this.tags.slice(this.head, end);
+        this.head = end;
+        if (this.head === this.messages.length) {
+          this.messages = [];
+          this.tags = [];
+          this.head = 0;
+        }
+      }
+      let positions: RecordPosition[];
+      try {
+        positions = await this.transport.produce(messages);
+      } catch (error) {
+        this.settled(tags, undefined, error);
+        continue;
+      }
+      this.settled(tags, positions, undefined);
+    }
+    this.inFlight = undefined;
+  }
 }
 
 /**
@@ -31,22 +104,18 @@ interface QueuedWrite {
  * writes fail in their own promise, and a failed batch fails every write in it.
  */
 export class RecordWriter<K extends RecordTypeName> {
-  /** Writes waiting for the next produce call. */
-  private queue: QueuedWrite[] = [];
-  /** The produce call in flight, if any. */
-  private inFlight: Promise<void> | undefined;
-  private readonly maxBatch: number;
+  private readonly batches: BatchWriter<K, QueuedWrite>;
 
-  constructor(
-    private readonly transport: Transport,
-    private readonly options: SinkOptions<K>,
-  ) {
-    this.maxBatch = options.maxBatch ?? 500;
+  constructor(transport: Transport, options: SinkOptions<K>) {
+    this.batches = new BatchWriter<K, QueuedWrite>(transport, options, (writes, positions, error) => {
+      if (positions === undefined) for (const write of writes) write.reject(error);
+      else for (let i = 0; i < writes.length; i++) writes[i].resolve(positions[i]);
+    });
   }
 
   /** Writes still queued or in flight. */
   get pending(): number {
-    return this.queue.length + (this.inFlight === undefined ? 0 : 1);
+    return this.batches.queued + (this.batches.inFlight === undefined ? 0 : 1);
   }
 
   /**
@@ -54,36 +123,15 @@ export class RecordWriter<K extends RecordTypeName> {
    * queued, when the record does not match its schema.
    */
   write(record: RecordTypes[K]): Promise<RecordPosition> {
-    const encoded = encodeRecord(this.options.recordType, record);
-    const message: ProduceRecord = {
-      topic: this.options.topic,
-      key: this.options.key(record),
-      value: encoded.value,
-      headers: encoded.headers,
-    };
-    return new Promise<RecordPosition>((resolve, reject) => {
-      this.queue.push({ message, resolve, reject });
-      // Start on a microtask so that writes made in the same tick share the batch.
-      if (this.inFlight === undefined) this.inFlight = Promise.resolve().then(() => this.drain());
-    });
+    let settle!: QueuedWrite;
+    const written = new Promise<RecordPosition>((resolve, reject) => (settle = { resolve, reject }));
+    this.batches.add(record, settle);
+    return written;
   }
 
   /** Resolves when every write made so far has settled. */
   async flush(): Promise<void> {
-    while (this.inFlight !== undefined) await this.inFlight;
-  }
-
-  private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      const batch = this.queue.splice(0, this.maxBatch);
-      try {
-        const positions = await this.transport.produce(batch.map((write) => write.message));
-        batch.forEach((write, i) => write.resolve(positions[i]));
-      } catch (error) {
-        for (const write of batch) write.reject(error);
-      }
-    }
-    this.inFlight = undefined;
+    while (this.batches.inFlight !== undefined) await this.batches.inFlight;
   }
 }
 
@@ -150,31 +198,36 @@ function writeEach<K extends RecordTypeName, I, O>(
 ): OperatorFunction<I, O> {
   return (input) =>
     new Observable<O>((subscriber) => {
-      const writer = new RecordWriter(transport, options);
       // Writes started and not yet settled; the output completes when it is 0 after the input.
       let unsettled = 0;
       let inputComplete = false;
+      // One callback per produce call: batches settle in the order they were made, so emitting
+      // here keeps input order without a promise per record.
+      const writer = new BatchWriter<K, I>(transport, options, (items, positions, error) => {
+        unsettled -= items.length;
+        if (positions === undefined) {
+          subscriber.error(error);
+          return;
+        }
+        try {
+          for (let i = 0; i < items.length; i++) subscriber.next(onWritten(items[i], positions[i]));
+        } catch (callbackError) {
+          // An item's ack threw: the stream fails, and the writer goes on with the next batch.
+          subscriber.error(callbackError);
+          return;
+        }
+        if (inputComplete && unsettled === 0) subscriber.complete();
+      });
 
-      const subscription = input.subscribe({
+      return input.subscribe({
         next: (item) => {
-          let written: Promise<RecordPosition>;
           try {
-            written = writer.write(recordOf(item));
+            writer.add(recordOf(item), item);
           } catch (error) {
             subscriber.error(error);
             return;
           }
           unsettled++;
-          written.then(
-            (position) => {
-              unsettled--;
-              const output = onWritten(item, position);
-              // Emitting after the await keeps order: writes settle in the order they were made.
-              subscriber.next(output);
-              if (inputComplete && unsettled === 0) subscriber.complete();
-            },
-            (error: unknown) => subscriber.error(error),
-          );
         },
         error: (error: unknown) => subscriber.error(error),
         complete: () => {
@@ -182,7 +235,6 @@ function writeEach<K extends RecordTypeName, I, O>(
           if (unsettled === 0) subscriber.complete();
         },
       });
-      return subscription;
     });
 }
 
