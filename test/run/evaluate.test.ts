@@ -11,7 +11,7 @@ function comparison(prompt: string, chosen: string, rejected: string): TeacherCo
 const byLength = async (items: Array<{ prompt: string; response: string }>) => items.map((item) => item.response.length);
 
 describe('studentAgreement', () => {
-  test('each prompt counts equally, however many comparisons it has', async () => {
+  test('weights every prompt equally', async () => {
     // Prompt "a" has ten comparisons, all ordered against the student; "b" and "c" one each,
     // ordered like the student. Per comparison that would be 2 / 12.
     const comparisons = [
@@ -22,7 +22,7 @@ describe('studentAgreement', () => {
     assert.equal(await studentAgreement(byLength, comparisons), 2 / 3);
   });
 
-  test('ties count half within a prompt', async () => {
+  test('ties count half', async () => {
     const comparisons = [comparison('a', 'xx', 'yy'), comparison('a', 'xxx', 'y'), comparison('b', 'x', 'yy')];
     assert.equal(await studentAgreement(byLength, comparisons), (0.75 + 0) / 2);
   });

@@ -69,9 +69,9 @@ async function runAndReplay(transport: Transport, dataDir: string, topicPrefix: 
 }
 
 describe('prepareEvaluation', () => {
-  test('grades the base responses for round 0', async () => {
+  test('base responses graded for round 0', async () => {
     const config = smallConfig(1).config;
-    // Answers every prompt with its id's first character repeated by the sample index.
+    // Answers with one digit (the prompt's length mod 5), then one more x per sample index.
     const sampler = {
       async sample(prompts: string[], options: { k: number }) {
         return prompts.map((text) => Array.from({ length: options.k }, (_, j) => ({ text: `${text.length % 5}${'x'.repeat(j)}`, tokens: 1, logprob: 0 })));
@@ -121,7 +121,7 @@ describe('run job', () => {
     }
   });
 
-  test('a signal aborted during the warm-up stops it between steps', async () => {
+  test('warm-up abort stops between steps', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tsalign-run-abort-'));
     const transport = await embedded(dataDir);
     const controller = new AbortController();
@@ -148,7 +148,7 @@ describe('run job', () => {
     }
   });
 
-  test('prompt counts beyond the task suite fail before the warm-up', async () => {
+  test('too many prompts fail before warm-up', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'tsalign-run-counts-'));
     const transport = await embedded(dataDir);
     const progress: string[] = [];
