@@ -248,6 +248,28 @@ describe('Avro serde round trip', () => {
     assert.deepStrictEqual(Object.keys(decoded), Object.keys(record));
   });
 
+  test('values stay intact across pool refills', () => {
+    // Sizes around the shared pool's 8 KiB own-buffer limit, enough of them to fill it often.
+    const prompts = Array.from({ length: 400 }, (_, i) => ({
+      ...samples.Prompt[0]!,
+      id: `pool-${i}`,
+      text: 'x'.repeat((i * 977) % 12_000),
+    }));
+    const encoded = prompts.map((prompt) => encodeRecord('Prompt', prompt));
+    for (const [index, { value, headers }] of encoded.entries()) {
+      assert.deepStrictEqual(decodeRecord('Prompt', value, headers), prompts[index], `prompt ${index}`);
+    }
+  });
+
+  test('invalid record leaves later values intact', () => {
+    const first = encodeRecord('Prompt', samples.Prompt[0]!);
+    const invalid = { ...samples.Prompt[0]!, text: 17 } as unknown as RecordTypes['Prompt'];
+    assert.throws(() => encodeRecord('Prompt', invalid), SchemaValidationError);
+    const second = encodeRecord('Prompt', samples.Prompt[1]!);
+    assert.deepStrictEqual(decodeRecord('Prompt', first.value, first.headers), samples.Prompt[0]);
+    assert.deepStrictEqual(decodeRecord('Prompt', second.value, second.headers), samples.Prompt[1]);
+  });
+
   test('longs stay exact at the extremes', () => {
     for (const at of [LONG_MIN, LONG_MIN + 1n, -1n, 0n, 1n, ABOVE_SAFE, LONG_MAX - 1n, LONG_MAX]) {
       const metric = { name: 'm', value: 0, labels: {}, at };

@@ -27,6 +27,10 @@ export const SCHEMA_HEADER = 'tsalign-schema';
 
 const FINGERPRINT_PATTERN = /^[0-9a-f]{16}$/;
 
+/**
+ * An encoded message. `value` may be a slice of a buffer that other encoded values share, and
+ * the header buffers are shared by every record of a type, so copy them before changing bytes.
+ */
 export interface EncodedRecord {
   value: Buffer;
   headers: Record<string, Buffer>;
@@ -66,7 +70,19 @@ export function createSerde(options: SerdeOptions = {}): Serde {
   return new AvroSerde(loadSchemaRegistry(options));
 }
 
+/** Bytes of the buffer that encoded values share, as Node pools small `Buffer.from` results. */
+const ENCODE_POOL_BYTES = 64 * 1024;
+
+/** Values larger than this get a buffer of their own, so one large value cannot waste a pool. */
+const MAX_POOLED_VALUE_BYTES = 8 * 1024;
+
 class AvroSerde implements Serde {
+  /** The header value of each record type's current schema, made once. */
+  private readonly headerValues = new Map<RecordTypeName, Buffer>();
+  /** Encoded values are slices of this buffer from `poolStart` on, until it is full. */
+  private pool = Buffer.allocUnsafe(ENCODE_POOL_BYTES);
+  private poolStart = 0;
+
   constructor(private readonly registry: SchemaRegistry) {}
 
   encode<T extends RecordTypeName>(type: T, value: RecordTypes[T]): EncodedRecord {
@@ -75,7 +91,7 @@ class AvroSerde implements Serde {
     try {
       // avsc checks every value while it writes, so a separate isValid pass would only repeat
       // the work; the slower diagnosis runs on failure.
-      bytes = codec.type.toBuffer(value);
+      bytes = this.encodePooled(codec.type, value);
     } catch (error) {
       throw (
         findValidationError(type, codec.type, value) ??
@@ -87,7 +103,32 @@ class AvroSerde implements Serde {
         )
       );
     }
-    return { value: bytes, headers: { [SCHEMA_HEADER]: Buffer.from(codec.fingerprint, 'latin1') } };
+    let header = this.headerValues.get(type);
+    if (header === undefined) {
+      header = Buffer.from(codec.fingerprint, 'latin1');
+      this.headerValues.set(type, header);
+    }
+    return { value: bytes, headers: { [SCHEMA_HEADER]: header } };
+  }
+
+  /**
+   * Writes `value` into the shared pool and returns its slice. avsc's toBuffer writes into a
+   * scratch buffer, then allocates a zero-filled buffer and copies into it, which costs more
+   * than the encoding of a small record.
+   */
+  private encodePooled(type: avro.Type, value: unknown): Buffer {
+    const end = type.encode(value, this.pool, this.poolStart);
+    if (end >= 0) {
+      const bytes = this.pool.subarray(this.poolStart, end);
+      this.poolStart = end;
+      return bytes;
+    }
+    // A negative result is the number of bytes that did not fit, and nothing was kept.
+    const length = this.pool.length - this.poolStart - end;
+    if (length > MAX_POOLED_VALUE_BYTES) return type.toBuffer(value);
+    this.pool = Buffer.allocUnsafe(ENCODE_POOL_BYTES);
+    this.poolStart = type.encode(value, this.pool, 0);
+    return this.pool.subarray(0, this.poolStart);
   }
 
   decode<T extends RecordTypeName>(type: T, value: Buffer, headers: MessageHeaders): RecordTypes[T] {
