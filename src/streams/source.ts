@@ -192,17 +192,20 @@ class SourceSession<T> {
     }
 
     this.tracker.track(message);
-    let acked = false;
-    this.subscriber.next({
-      record,
-      message,
-      ack: () => {
-        if (acked) return;
-        acked = true;
-        this.acknowledge(message);
-      },
-    });
+    this.subscriber.next({ record, message, ack: this.ackOnce(message) });
     return undefined;
+  }
+
+  /** Returns the `ack` of one delivered message: it acknowledges the message on its first call. */
+  private ackOnce(message: ConsumedMessage): () => void {
+    let acked = false;
+    // An unnamed function: tsx (esbuild keepNames) would wrap a named one in a defineProperty
+    // call, which costs more per record than the closure.
+    return () => {
+      if (acked) return;
+      acked = true;
+      this.acknowledge(message);
+    };
   }
 
   private async deadLetter(message: ConsumedMessage, error: Error): Promise<void> {
@@ -228,8 +231,9 @@ class SourceSession<T> {
 
   private acknowledge(message: ConsumedMessage): void {
     if (!this.tracker.ack(message)) return;
-    for (const wake of this.capacityWaiters.splice(0)) wake();
-    if (this.tracker.inFlight === 0) for (const wake of this.drainWaiters.splice(0)) wake();
+    // Check first: splice allocates an array even when no fetch waits, and this runs per record.
+    if (this.capacityWaiters.length > 0) for (const wake of this.capacityWaiters.splice(0)) wake();
+    if (this.tracker.inFlight === 0 && this.drainWaiters.length > 0) for (const wake of this.drainWaiters.splice(0)) wake();
     this.scheduleCommit();
   }
 
