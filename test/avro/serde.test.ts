@@ -271,7 +271,10 @@ describe('Avro serde round trip', () => {
   });
 
   test('longs stay exact at the extremes', () => {
-    for (const at of [LONG_MIN, LONG_MIN + 1n, -1n, 0n, 1n, ABOVE_SAFE, LONG_MAX - 1n, LONG_MAX]) {
+    // 2^52 is where the fast path for small longs ends, and 2^49 where its 7-byte varints end.
+    const edges = [2n ** 49n, 2n ** 52n].flatMap((edge) => [edge - 1n, edge, edge + 1n]);
+    const around = [...edges, ...edges.map((value) => -value), 63n, 64n, -64n, -65n, 2n ** 31n, -(2n ** 31n) - 1n];
+    for (const at of [LONG_MIN, LONG_MIN + 1n, -1n, 0n, 1n, ABOVE_SAFE, LONG_MAX - 1n, LONG_MAX, ...around]) {
       const metric = { name: 'm', value: 0, labels: {}, at };
       const encoded = encodeRecord('Metric', metric);
       const decoded = decodeRecord('Metric', encoded.value, encoded.headers);

@@ -21,10 +21,10 @@ const LONG_MIN = -(2n ** 63n);
 const LONG_MAX = 2n ** 63n - 1n;
 
 /**
- * The Avro `long` type as `bigint`. avsc hands `fromBuffer` and `toBuffer` the value as 8 bytes,
+ * The Avro `long` type as `bigint`, generic over the whole range. avsc hands `fromBuffer` and `toBuffer` the value as 8 bytes,
  * two's complement little-endian, and does the zigzag varint coding itself.
  */
-export const bigintLongType = avro.types.LongType.__with({
+const bigintLongBase = avro.types.LongType.__with({
   fromBuffer: (bytes: Buffer): bigint => bytes.readBigInt64LE(0),
   toBuffer: (value: bigint): Buffer => {
     const bytes = Buffer.allocUnsafe(8);
@@ -45,6 +45,56 @@ export const bigintLongType = avro.types.LongType.__with({
     return a < b ? -1 : 1;
   },
 });
+
+/** The part of avsc's Tap (its read and write cursor over a buffer) that the fast paths use. */
+interface AvscTap {
+  buf: Buffer;
+  pos: number;
+  readLong(): number;
+  writeLong(value: number): void;
+}
+
+/** The per-value methods avsc's generated record readers and writers call on a field's type. */
+interface AvscValueCodec {
+  _read(tap: AvscTap): unknown;
+  _write(tap: AvscTap, value: unknown): void;
+}
+
+/** Longs below this in magnitude zigzag to under 2^53, which avsc's number varint code handles exactly. */
+const FAST_LONG_LIMIT = 2n ** 52n;
+
+/** Varints of up to this many bytes hold under 2^49, which avsc's readLong computes exactly. */
+const FAST_LONG_BYTES = 7;
+
+const baseCodec = bigintLongBase as unknown as AvscValueCodec;
+
+/**
+ * The Avro `long` type as `bigint` (see `bigintLongBase`), with a fast path for values of
+ * magnitude under 2^52, such as timestamps and counts. Those are coded through avsc's number
+ * varint code, skipping the 8-byte buffer that the generic path allocates per value. Larger
+ * values, and invalid ones, take the generic path, which checks them.
+ * NOTE: this relies on avsc 5.7 internals (`_read`, `_write` and the Tap's `readLong` and
+ * `writeLong`); the serde tests round-trip longs on both sides of the limit.
+ */
+export const bigintLongType: avro.Type = Object.freeze(
+  Object.assign(Object.create(bigintLongBase) as avro.Type, {
+    _read(tap: AvscTap): unknown {
+      const { buf, pos } = tap;
+      const last = Math.min(pos + FAST_LONG_BYTES, buf.length);
+      for (let at = pos; at < last; at++) {
+        if (buf[at] < 0x80) return BigInt(tap.readLong());
+      }
+      return baseCodec._read.call(this, tap);
+    },
+    _write(tap: AvscTap, value: unknown): void {
+      if (typeof value === 'bigint' && value > -FAST_LONG_LIMIT && value < FAST_LONG_LIMIT) {
+        tap.writeLong(Number(value));
+        return;
+      }
+      baseCodec._write.call(this, tap, value);
+    },
+  }),
+);
 
 /**
  * Parses a schema into an avsc type under the project's rules. Each call gets its own registry
