@@ -12,9 +12,12 @@
  * starts and stops. Set BENCH_TRANSPORT_RECORDS to change N (default 20000), and
  * BENCH_TRANSPORTS to `embedded` or `kafka` to run one of them (default both).
  *
- * NOTE: the embedded ratio stays low (about 0.4 on a shared 2-core machine) because the raw
- * embedded pass costs about 4 us per record in all, while Avro encode plus decode alone cost
- * about 2.5 us warm, and the sink's two promises per record and RxJS emission add the rest.
+ * NOTE: the embedded ratio stays near 0.6 on a shared 2-core machine, short of 0.8, because the
+ * raw embedded pass costs only about 3.8 us per record in all. On top of it, tsalign's pass
+ * pays Avro encode (about 0.8 us on fresh records) and decode (about 0.5 us), which the raw
+ * pass skips by reusing one encoded message, plus about 0.5 us of sink plumbing (RxJS emission
+ * in and out, one queued message per record); the source adds almost nothing beyond decode.
+ * Runs on this machine vary by about a quarter, so compare medians of several repeats.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
