@@ -2,6 +2,7 @@ import { Command, CommanderError } from 'commander';
 import { commandRegistrars } from './commands/index';
 import { UsageError, errorMessage } from '../util/errors';
 import { rootLogger } from '../util/logger';
+import { tsalignVersion } from '../version';
 
 /** Exit codes of the command line: 0 success, 1 run-time failure, 2 invalid usage or input. */
 export const EXIT_OK = 0;
@@ -12,6 +13,7 @@ export const EXIT_USAGE = 2;
 export function buildProgram(): Command {
   const program = new Command('tsalign')
     .description('Align a policy model with a student reward model distilled from a teacher (TS-Align), as a streaming dataflow.')
+    .version(tsalignVersion())
     .showHelpAfterError()
     .exitOverride();
   for (const register of commandRegistrars) register(program);

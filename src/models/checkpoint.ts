@@ -1,10 +1,11 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { UsageError } from '../util/errors';
 import { sha256Hex } from '../util/hash';
+import { tsalignVersion } from '../version';
 import { type ResolvedTransformerConfig, resolveTransformerConfig } from './gpt';
 import { Policy, policyWeightSpecs } from './policy';
 import { RewardModel, rewardModelWeightSpecs } from './reward-model';
@@ -311,20 +312,3 @@ function jsonBytes(value: unknown): Buffer {
   return Buffer.from(`${JSON.stringify(value, null, 2)}\n`, 'utf8');
 }
 
-let cachedVersion: string | null = null;
-
-/** Returns the `version` of tsalign's package.json, found by walking up from this file. */
-function tsalignVersion(): string {
-  if (cachedVersion !== null) return cachedVersion;
-  let dir = __dirname;
-  for (;;) {
-    const candidate = path.join(dir, 'package.json');
-    if (existsSync(candidate)) {
-      const pkg = JSON.parse(readFileSync(candidate, 'utf8')) as { name?: string; version?: string };
-      if (pkg.name === 'tsalign' && typeof pkg.version === 'string') return (cachedVersion = pkg.version);
-    }
-    const parent = path.dirname(dir);
-    if (parent === dir) return (cachedVersion = 'unknown');
-    dir = parent;
-  }
-}
