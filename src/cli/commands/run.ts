@@ -14,6 +14,9 @@ import { addCommonOptions, openTransport, parseWholeNumber, resolveCommonOptions
 import { ProgressLine } from '../progress';
 import { setLogLevel } from '../../util/logger';
 
+/** Milliseconds between progress lines when stderr is not a terminal. */
+const PLAIN_PROGRESS_MS = 15_000;
+
 interface RunOptionValues extends CommonOptionValues {
   rounds?: string;
   promptsPerRound?: string;
@@ -60,6 +63,7 @@ async function runCommand(values: RunOptionValues): Promise<void> {
   const controller = new AbortController();
   const shutdown = onShutdownSignal(() => controller.abort());
   const progress = new ProgressLine();
+  let lastPlainProgress = 0;
   const printRow = (row: RoundMeasures): void => {
     if (values.json) return;
     progress.clear();
@@ -78,7 +82,17 @@ async function runCommand(values: RunOptionValues): Promise<void> {
       backend: backend.name,
       onRound: printRow,
       onProgress: (text) => {
-        if (progress.enabled) progress.update(() => text);
+        if (progress.enabled) {
+          progress.update(() => text);
+          return;
+        }
+        // Without a terminal (logs piped to a file), a plain line every PLAIN_PROGRESS_MS
+        // still shows that the job is alive and where it is.
+        const now = Date.now();
+        if (now - lastPlainProgress >= PLAIN_PROGRESS_MS) {
+          lastPlainProgress = now;
+          process.stderr.write(`${text}\n`);
+        }
       },
     });
     progress.clear();
