@@ -30,7 +30,7 @@ import { chainWriters, runChainRound } from './chain-round';
 import { type ResponseSampler, auditedPrecision, heldOutComparisons, meanScore, respond, studentAgreement, winRate } from './evaluate';
 import { policyHandle, studentHandle } from './handles';
 import { DirectoryModelStore } from './model-store';
-import { type FedRound, RUN_STATE_FORMAT, RUN_STATE_FORMAT_VERSION, fedRange, readRunState, runIdentity, writeRunState } from './state';
+import { type FedRound, RUN_STATE_FORMAT, RUN_STATE_FORMAT_VERSION, fedRange, readRunState, runIdentity, transportKey, writeRunState } from './state';
 
 export interface RunJobOptions {
   transport: Transport;
@@ -243,7 +243,7 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
   checkPromptCounts(config);
   const teacher = createTeacher(config.teacher.kind, config.teacher);
 
-  let state = readRunState(runDir, config);
+  let state = readRunState(runDir, config, transportKey(transport.kind, topicPrefix));
   await ensureTopics(transport, topicPrefix);
 
   const writers = chainWriters(transport, topicPrefix);
@@ -273,6 +273,7 @@ export async function runJob(options: RunJobOptions): Promise<RunJobResult> {
         rounds: [],
         trainer: null,
         fed: [],
+        transport: transportKey(transport.kind, topicPrefix),
       };
       // Announce the base models, so the chain workers and replay can find their checkpoints.
       for (const [model, ref] of [['POLICY', base.policy], ['STUDENT', base.student]] as const) {

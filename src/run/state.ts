@@ -39,6 +39,13 @@ export interface RunState {
   trainer: TrainerState | null;
   /** Prompt ranges of fed rounds, including the one in progress. */
   fed: FedRound[];
+  /** Transport kind and topic prefix the run writes to, e.g. `kafka tsalign.`; absent in older states. */
+  transport?: string;
+}
+
+/** Returns the transport key recorded in the run state: the kind and the topic prefix. */
+export function transportKey(kind: string, topicPrefix: string): string {
+  return `${kind} ${topicPrefix}`;
 }
 
 /** Returns the hash of a configuration without `run.rounds`. */
@@ -55,7 +62,7 @@ export function runStatePath(runDir: string): string {
  * UsageError for a state written by an incompatible version or for another configuration, so
  * nothing is overwritten.
  */
-export function readRunState(runDir: string, config: TsalignConfig): RunState | null {
+export function readRunState(runDir: string, config: TsalignConfig, transport?: string): RunState | null {
   const file = runStatePath(runDir);
   if (!existsSync(file)) return null;
   let state: RunState;
@@ -75,6 +82,12 @@ export function readRunState(runDir: string, config: TsalignConfig): RunState | 
     throw new UsageError(
       `the data directory holds a run with another configuration (identity ${state.identity.slice(0, 12)}, this one ${identity.slice(0, 12)}); ` +
         'only run.rounds may change between runs that continue each other: use the same --config and flags, or a new --data-dir (nothing was changed)',
+    );
+  }
+  if (transport !== undefined && state.transport !== undefined && state.transport !== transport) {
+    throw new UsageError(
+      `the data directory holds a run on ${state.transport}, not ${transport}: its topics, checkpoints and state belong together, ` +
+        'so continue it with the same transport and --topic-prefix, or give this run a new --data-dir (nothing was changed)',
     );
   }
   return state;
