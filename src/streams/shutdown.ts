@@ -25,7 +25,8 @@ export interface ShutdownHandle {
 
 /**
  * Installs SIGINT and SIGTERM handlers that call `stop` on the first signal and exit with
- * code 130 on the second. `exit` is replaceable for tests.
+ * code 130 on a second one that comes `SIGNAL_DEBOUNCE_MS` or more later. `exit` and the clock
+ * `now` are replaceable for tests.
  */
 export function onShutdownSignal(
   stop: () => void | Promise<void>,
