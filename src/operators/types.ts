@@ -58,7 +58,7 @@ export type PairSkipReason = 'too-few-candidates' | 'tie' | 'identical-texts' | 
 /** Output of `pairs`. */
 export interface PairedItem extends JudgedItem {
   pair: PreferencePair | null;
-  /** Why no pair was made; null when `pair` is set. */
+  /** Reason no pair was made, or null when `pair` is set. */
   pairSkip: PairSkipReason | null;
   /**
    * For AUDIT items with a teacher verdict: whether the teacher orders the student's chosen
