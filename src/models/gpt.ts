@@ -103,6 +103,31 @@ export function transformerWeightSpecs(config: ResolvedTransformerConfig, withLm
   return specs;
 }
 
+/**
+ * Base of the policy and the reward model: a resolved config, the tokenizer and the transformer's
+ * weights, exposed as named variables. Each subclass builds the `WeightSet` from its own specs.
+ */
+export abstract class TransformerModel {
+  readonly config: ResolvedTransformerConfig;
+  readonly tokenizer: Tokenizer;
+  /** The weights' logical names (GPT-2's for the trunk), in the order of `variables`. */
+  readonly variableNames: readonly string[];
+  readonly variables: tf.Variable[];
+  protected readonly weights: WeightSet;
+
+  protected constructor(config: ResolvedTransformerConfig, tokenizer: Tokenizer, weights: WeightSet) {
+    this.config = config;
+    this.tokenizer = tokenizer;
+    this.weights = weights;
+    this.variableNames = weights.names;
+    this.variables = weights.variables;
+  }
+
+  dispose(): void {
+    this.weights.dispose();
+  }
+}
+
 /** Inputs of one forward pass over `ids` ([batch, time]). */
 export interface ForwardInputs {
   ids: tf.Tensor2D; // [batch, time] int32

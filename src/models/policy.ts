@@ -6,6 +6,7 @@ import { encodePair, encodePrompt, padRight } from './encoding';
 import {
   type ResolvedTransformerConfig,
   type TransformerConfig,
+  TransformerModel,
   causalMask,
   lmHead,
   resolveTransformerConfig,
@@ -60,22 +61,7 @@ const SCORING_CHUNK = 32;
  * The policy: a decoder-only GPT-2-style transformer over the tokenizer's ids. Every method that
  * returns a tensor leaves no other tensor behind; the caller disposes what it gets.
  */
-export class Policy {
-  readonly config: ResolvedTransformerConfig;
-  readonly tokenizer: Tokenizer;
-  /** The weights' logical names (GPT-2's), in the order of `variables`. */
-  readonly variableNames: readonly string[];
-  readonly variables: tf.Variable[];
-  private readonly weights: WeightSet;
-
-  private constructor(config: ResolvedTransformerConfig, tokenizer: Tokenizer, weights: WeightSet) {
-    this.config = config;
-    this.tokenizer = tokenizer;
-    this.weights = weights;
-    this.variableNames = weights.names;
-    this.variables = weights.variables;
-  }
-
+export class Policy extends TransformerModel {
   /** Creates a policy with fresh weights; the same seed gives the same weights. */
   static create(config: PolicyConfig, tokenizer: Tokenizer, seed: number): Policy {
     const resolved = resolveTransformerConfig(config, tokenizer);
@@ -233,10 +219,6 @@ export class Policy {
   /** Returns a deep copy (new variables, same values), e.g. the frozen DPO reference. */
   clone(): Policy {
     return new Policy(this.config, this.tokenizer, this.weights.clone('policy'));
-  }
-
-  dispose(): void {
-    this.weights.dispose();
   }
 
   /** @internal Runs the trunk and LM head on the last position of each row; used by the decoders. */

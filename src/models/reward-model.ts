@@ -3,6 +3,7 @@ import { encodePair, padRight } from './encoding';
 import {
   type ResolvedTransformerConfig,
   type TransformerConfig,
+  TransformerModel,
   causalMask,
   resolveTransformerConfig,
   transformerForward,
@@ -26,22 +27,7 @@ const SCORING_CHUNK = 32;
  * `encodePair`'s rule: the response is kept from its start (cut only beyond `contextLength - 2`
  * ids) and the prompt loses its beginning first.
  */
-export class RewardModel {
-  readonly config: ResolvedTransformerConfig;
-  readonly tokenizer: Tokenizer;
-  /** The weights' logical names, in the order of `variables`. */
-  readonly variableNames: readonly string[];
-  readonly variables: tf.Variable[];
-  private readonly weights: WeightSet;
-
-  private constructor(config: ResolvedTransformerConfig, tokenizer: Tokenizer, weights: WeightSet) {
-    this.config = config;
-    this.tokenizer = tokenizer;
-    this.weights = weights;
-    this.variableNames = weights.names;
-    this.variables = weights.variables;
-  }
-
+export class RewardModel extends TransformerModel {
   /** Creates a reward model with fresh weights; the same seed gives the same weights. */
   static create(config: RewardModelConfig, tokenizer: Tokenizer, seed: number): RewardModel {
     const resolved = resolveTransformerConfig(config, tokenizer);
@@ -91,10 +77,6 @@ export class RewardModel {
   /** Returns a deep copy (new variables, same values). */
   clone(): RewardModel {
     return new RewardModel(this.config, this.tokenizer, this.weights.clone('reward-model'));
-  }
-
-  dispose(): void {
-    this.weights.dispose();
   }
 }
 
