@@ -4,8 +4,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { bradleyTerryLoss } from './losses';
 import { scoreMetrics } from './metrics';
-import { ClippedAdam, type ClippedAdamOptions } from './optimizer';
-import { accumulateGradients, chunk } from './gradients';
+import { MicroBatchTrainer, type MicroBatchTrainerOptions, accumulateGradients, chunk } from './gradients';
 import type { PromptResponse } from './dpo-step';
 
 /** The part of a reward model that the trainer uses; `RewardModel` in src/models provides it. */
@@ -24,7 +23,7 @@ export interface Comparison {
   margin?: number;
 }
 
-export interface RewardTrainerOptions extends ClippedAdamOptions {
+export interface RewardTrainerOptions extends MicroBatchTrainerOptions {
   /** Comparisons per forward pass; a larger step is split into micro-batches whose gradients add up. */
   batchSize: number;
 }
@@ -48,22 +47,12 @@ export interface RewardStepResult {
  * Trains a reward model with the Bradley-Terry loss -log sigmoid(r_c - r_r - margin). Only
  * `model.variables` are updated.
  */
-export class RewardTrainer {
-  private readonly optimizer: ClippedAdam;
-
+export class RewardTrainer extends MicroBatchTrainer {
   constructor(
     readonly model: ScoringModel,
     readonly options: RewardTrainerOptions,
   ) {
-    if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
-      throw new RangeError(`batchSize must be a positive integer, got ${options.batchSize}`);
-    }
-    this.optimizer = new ClippedAdam(model.variables, options);
-  }
-
-  /** Number of optimizer steps taken. */
-  get stepCount(): number {
-    return this.optimizer.step;
+    super(model.variables, options);
   }
 
   /** Takes one optimizer step on the comparisons (split into micro-batches of `batchSize`). */
@@ -86,12 +75,7 @@ export class RewardTrainer {
       return tf.div(tf.sum(losses), total) as tf.Scalar;
     });
 
-    let update;
-    try {
-      update = this.optimizer.applyGradients(gradients);
-    } finally {
-      tf.dispose(gradients.filter((gradient): gradient is tf.Tensor => gradient !== null));
-    }
+    const update = this.applyAccumulated(gradients);
 
     const chosen: number[] = [];
     const rejected: number[] = [];
@@ -115,10 +99,5 @@ export class RewardTrainer {
       lr: update.lr,
       skipped: update.skipped,
     };
-  }
-
-  /** Frees the optimizer state. The model belongs to the caller. */
-  dispose(): void {
-    this.optimizer.dispose();
   }
 }

@@ -2,6 +2,7 @@
  * Gradient accumulation over micro-batches, shared by the trainers.
  */
 import * as tf from '@tensorflow/tfjs';
+import { ClippedAdam, type ClippedAdamOptions, type OptimizerStepResult } from './optimizer';
 
 /** Summed gradients and loss over all micro-batches of one optimizer step. */
 export interface AccumulatedGradients {
@@ -48,4 +49,44 @@ export function chunk<T>(items: readonly T[], size: number): T[][] {
   const chunks: T[][] = [];
   for (let start = 0; start < items.length; start += size) chunks.push(items.slice(start, start + size));
   return chunks;
+}
+
+/** Options of a trainer that splits each optimizer step into micro-batches. */
+export interface MicroBatchTrainerOptions extends ClippedAdamOptions {
+  /** Items per forward pass; a larger step is split into micro-batches whose gradients add up. */
+  batchSize: number;
+}
+
+/**
+ * Base of the trainers that sum micro-batch gradients with `accumulateGradients` and take one
+ * `ClippedAdam` step on them. It checks `batchSize` and owns the optimizer state.
+ */
+export abstract class MicroBatchTrainer {
+  private readonly optimizer: ClippedAdam;
+
+  protected constructor(variables: tf.Variable[], options: MicroBatchTrainerOptions) {
+    if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
+      throw new RangeError(`batchSize must be a positive integer, got ${options.batchSize}`);
+    }
+    this.optimizer = new ClippedAdam(variables, options);
+  }
+
+  /** Number of optimizer steps taken. */
+  get stepCount(): number {
+    return this.optimizer.step;
+  }
+
+  /** Takes one optimizer step on the summed gradients, then disposes them, even when the step throws. */
+  protected applyAccumulated(gradients: Array<tf.Tensor | null>): OptimizerStepResult {
+    try {
+      return this.optimizer.applyGradients(gradients);
+    } finally {
+      tf.dispose(gradients.filter((gradient): gradient is tf.Tensor => gradient !== null));
+    }
+  }
+
+  /** Frees the optimizer state. The model belongs to the caller. */
+  dispose(): void {
+    this.optimizer.dispose();
+  }
 }

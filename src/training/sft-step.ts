@@ -6,8 +6,7 @@ import * as tf from '@tensorflow/tfjs';
 import { encodePair } from '../models/encoding';
 import type { Tokenizer } from '../models/tokenizer';
 import { maskedCrossEntropy } from './losses';
-import { ClippedAdam, type ClippedAdamOptions } from './optimizer';
-import { accumulateGradients, chunk } from './gradients';
+import { MicroBatchTrainer, type MicroBatchTrainerOptions, accumulateGradients, chunk } from './gradients';
 import type { PromptResponse } from './dpo-step';
 
 /** Inputs, next-token targets and the response mask of a batch, as plain arrays. */
@@ -63,7 +62,7 @@ export interface LanguageModel {
   logits(ids: tf.Tensor2D): tf.Tensor3D;
 }
 
-export interface SftOptions extends ClippedAdamOptions {
+export interface SftOptions extends MicroBatchTrainerOptions {
   /** Examples per forward pass; a larger step is split into micro-batches whose gradients add up. */
   batchSize: number;
 }
@@ -81,22 +80,12 @@ export interface SftStepResult {
 }
 
 /** Trains a policy on (prompt, response) examples with response-token cross-entropy. */
-export class SftTrainer {
-  private readonly optimizer: ClippedAdam;
-
+export class SftTrainer extends MicroBatchTrainer {
   constructor(
     readonly policy: LanguageModel,
     readonly options: SftOptions,
   ) {
-    if (!Number.isInteger(options.batchSize) || options.batchSize < 1) {
-      throw new RangeError(`batchSize must be a positive integer, got ${options.batchSize}`);
-    }
-    this.optimizer = new ClippedAdam(policy.variables, options);
-  }
-
-  /** Number of optimizer steps taken. */
-  get stepCount(): number {
-    return this.optimizer.step;
+    super(policy.variables, options);
   }
 
   /**
@@ -119,16 +108,7 @@ export class SftTrainer {
       return tf.mul(meanLoss, batch!.tokenCount / Math.max(1, totalTokens)) as tf.Scalar;
     });
 
-    try {
-      const update = this.optimizer.applyGradients(gradients);
-      return { loss, tokens: totalTokens, ...update };
-    } finally {
-      tf.dispose(gradients.filter((gradient): gradient is tf.Tensor => gradient !== null));
-    }
-  }
-
-  /** Frees the optimizer state. The policy belongs to the caller. */
-  dispose(): void {
-    this.optimizer.dispose();
+    const update = this.applyAccumulated(gradients);
+    return { loss, tokens: totalTokens, ...update };
   }
 }
