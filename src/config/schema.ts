@@ -69,7 +69,7 @@ export interface TrainerConfig {
   replayBufferSize: number;
   /** Replayed comparisons per student step. */
   replayPerStep: number;
-  /** What to do with pairs sampled by a policy older than the round's reference. */
+  /** Policy for pairs sampled by a policy older than the round's reference. */
   stalePairs: StalePairPolicy;
 }
 

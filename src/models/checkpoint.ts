@@ -183,7 +183,7 @@ async function loadVerified(
 ) {
   const info = await readCheckpointInfo(dir);
   if (info.kind !== kind) {
-    throw new CheckpointError(`Checkpoint ${dir} holds a ${info.kind}, not a ${kind}.`);
+    throw new CheckpointError(`Checkpoint ${dir} contains a ${info.kind}, not a ${kind}; pass a ${kind} checkpoint directory.`);
   }
   const contents = new Map<string, Buffer>();
   for (const name of CHECKPOINT_DATA_FILES) {
@@ -204,7 +204,7 @@ async function loadVerified(
   }
   if (options.expectedSha256 !== undefined && options.expectedSha256 !== sha256) {
     throw new CheckpointError(
-      `Checkpoint ${dir} has sha256 ${sha256}, but ${options.expectedSha256} was expected: the directory holds a different checkpoint than the one announced.`,
+      `Checkpoint ${dir} has sha256 ${sha256}, but ${options.expectedSha256} was expected: the directory contains a different checkpoint than the one announced.`,
     );
   }
 

@@ -1,7 +1,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { Random, deriveSeed } from './random';
 
-/** How a weight starts: normal(0, std), all zeros or all ones. */
+/** Initial value of a weight: normal(0, std), all zeros or all ones. */
 export type WeightInit = { kind: 'normal'; std: number } | { kind: 'zeros' } | { kind: 'ones' };
 
 /** One named weight of a model. Names follow GPT-2's checkpoint names (`h.0.attn.c_attn.weight`). */

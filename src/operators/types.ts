@@ -69,7 +69,7 @@ export interface PairedItem extends JudgedItem {
 
 export type StageName = 'sample' | 'score' | 'gate' | 'teacher' | 'pairs';
 
-/** Why one prompt failed in one stage. */
+/** The failure of one prompt in one stage. */
 export interface StageFailure {
   stage: StageName;
   promptId: string;

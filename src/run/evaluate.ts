@@ -198,7 +198,10 @@ export async function studentAgreement(score: StudentScoreFn, comparisons: reado
   for (let i = 0; i < comparisons.length; i++) {
     const chosen = scores[2 * i]!;
     const rejected = scores[2 * i + 1]!;
-    const agreed = chosen > rejected ? 1 : chosen === rejected ? 0.5 : 0;
+    // A tie in the student's scores counts half.
+    let agreed = 0;
+    if (chosen > rejected) agreed = 1;
+    else if (chosen === rejected) agreed = 0.5;
     const tally = byPrompt.get(comparisons[i]!.prompt) ?? [0, 0];
     tally[0] += agreed;
     tally[1] += 1;

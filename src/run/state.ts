@@ -80,13 +80,13 @@ export function readRunState(runDir: string, config: TsalignConfig, transport?: 
   const identity = runIdentity(config);
   if (state.identity !== identity) {
     throw new UsageError(
-      `the data directory holds a run with another configuration (identity ${state.identity.slice(0, 12)}, this one ${identity.slice(0, 12)}); ` +
+      `the data directory contains a run with another configuration (identity ${state.identity.slice(0, 12)}, this one ${identity.slice(0, 12)}); ` +
         'only run.rounds may change between runs that continue each other: use the same --config and flags, or a new --data-dir (nothing was changed)',
     );
   }
   if (transport !== undefined && state.transport !== undefined && state.transport !== transport) {
     throw new UsageError(
-      `the data directory holds a run on ${state.transport}, not ${transport}: its topics, checkpoints and state belong together, ` +
+      `the data directory contains a run on ${state.transport}, not ${transport}: its topics, checkpoints and state belong together, ` +
         'so continue it with the same transport and --topic-prefix, or give this run a new --data-dir (nothing was changed)',
     );
   }

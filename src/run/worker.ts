@@ -87,7 +87,7 @@ async function announceCheckpoint(model: 'POLICY' | 'STUDENT', dir: string, late
   const kind: CheckpointKind = model === 'POLICY' ? 'policy' : 'reward-model';
   try {
     const info = await readCheckpointInfo(dir);
-    if (info.kind !== kind) throw new CheckpointError(`it holds a ${info.kind}, not a ${kind}`);
+    if (info.kind !== kind) throw new CheckpointError(`it contains a ${info.kind}, not a ${kind}`);
     const loaded = model === 'POLICY' ? await loadPolicy(dir, { expectedSha256: info.sha256 }) : await loadRewardModel(dir, { expectedSha256: info.sha256 });
     loaded.dispose();
     if (latest !== undefined && latest.sha256 === info.sha256) return latest;

@@ -63,7 +63,7 @@ export interface Judgment {
   latencyMs: number;
   /** True when the verdict came from the cache rather than a call. */
   cached: boolean;
-  /** Why no judgment could be made; `null` on success. */
+  /** Reason no judgment could be made, or `null` on success. */
   error: string | null;
 }
 
@@ -116,7 +116,7 @@ export interface OffsetRange {
   to: bigint;
 }
 
-/** What a round consumed and produced; replay reads it back. */
+/** Record of what a round consumed and produced, which replay reads back. */
 export interface RoundManifest {
   round: number;
   status: RoundStatus;

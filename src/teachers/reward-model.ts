@@ -73,7 +73,7 @@ export class RewardModelTeacher implements Teacher {
     if (config.expectedSha256 !== undefined && config.expectedSha256 !== this.sha256) {
       throw new UsageError(
         `reward-model checkpoint ${dir} has sha256 ${this.sha256}, but ${config.expectedSha256} was expected: ` +
-          'the directory holds a different checkpoint than the one requested',
+          'the directory contains a different checkpoint than the one requested',
       );
     }
     this.name = `reward-model:${this.sha256.slice(0, NAME_SHA_LENGTH)}`;

@@ -14,7 +14,7 @@ export interface LearningRateSchedule {
   lr: number;
   /** Optimizer steps of linear warm-up from lr / warmupSteps to lr; 0 starts at lr. */
   warmupSteps: number;
-  /** What follows warm-up: 'constant' (default) keeps lr; 'cosine' decays it to minLr by totalSteps. */
+  /** Schedule after warm-up: 'constant' (default) keeps lr, and 'cosine' decays it to minLr by totalSteps. */
   decay?: 'constant' | 'cosine';
   /** Total optimizer steps of the run; required by 'cosine'. */
   totalSteps?: number;
@@ -181,7 +181,7 @@ export interface ClippedAdamOptions extends AdamOptions, LearningRateSchedule {
   clipNorm: number;
 }
 
-/** What one optimizer step did. */
+/** Outcome of one optimizer step. */
 export interface OptimizerStepResult {
   /** Global gradient norm before clipping. */
   gradNorm: number;

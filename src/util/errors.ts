@@ -17,7 +17,7 @@ export class RetriableError extends Error {
   readonly retriable = true;
   constructor(
     message: string,
-    /** Milliseconds the server asked us to wait, when it said so. */
+    /** Milliseconds to wait, from the server's Retry-After, when it sent one. */
     readonly retryAfterMs?: number,
     options?: { cause?: unknown },
   ) {

@@ -70,7 +70,7 @@ describe('checkpoint', () => {
     const loaded = await loadRewardModel(dir);
     assert.deepEqual(await loaded.score(batch), await model.score(batch));
     assert.equal((await readCheckpointInfo(dir)).version, 'rm-1');
-    await assert.rejects(loadPolicy(dir), /holds a reward-model, not a policy/);
+    await assert.rejects(loadPolicy(dir), /contains a reward-model, not a policy/);
     model.dispose();
     loaded.dispose();
   });

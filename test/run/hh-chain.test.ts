@@ -112,7 +112,7 @@ describe('the chain on HH-RLHF prompts', { skip: dataSkip }, () => {
   test('worker --policy rejects a reward model', { timeout: 120_000 }, async () => {
     const worker = await runCli(['worker', '--role', 'chain', '--policy', models.student, '--student', models.student, '--max-prompts', '1', '--data-dir', join(temp.dir, 'refused')]);
     assert.equal(worker.code, 2, worker.stderr);
-    assert.match(worker.stderr, /invalid --policy .*student: .*holds a reward-model, not a policy/);
+    assert.match(worker.stderr, /invalid --policy .*student: .*contains a reward-model, not a policy/);
   });
 });
 

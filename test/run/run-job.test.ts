@@ -46,8 +46,10 @@ async function runAndReplay(transport: Transport, dataDir: string, topicPrefix: 
   assert.deepEqual(result.rounds.map((row) => row.round), [0, 1, 2]);
   for (const row of result.rounds.slice(1)) {
     assert.equal(row.prompts, 8);
-    assert.ok(row.winRateLow <= row.winRate && row.winRate <= row.winRateHigh, `round ${row.round} win rate inside its interval`);
-    assert.ok(row.gateRate >= 0 && row.gateRate <= 1);
+    assert.ok(row.winRateLow <= row.winRate, `round ${row.round} win rate at or above its interval's low end`);
+    assert.ok(row.winRate <= row.winRateHigh, `round ${row.round} win rate at or below its interval's high end`);
+    assert.ok(row.gateRate >= 0, `round ${row.round} gate rate not negative`);
+    assert.ok(row.gateRate <= 1, `round ${row.round} gate rate at most 1`);
   }
   assert.ok(existsSync(result.report.html));
   const report = JSON.parse(readFileSync(result.report.json, 'utf8')) as { rounds: unknown[] };

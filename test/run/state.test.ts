@@ -40,7 +40,7 @@ test('run state rejects another transport', () => {
     writeRunState(dir, stateFor(transportKey('embedded', 'tsalign.')));
     assert.throws(
       () => readRunState(dir, defaultConfig(), transportKey('kafka', 'tsalign.')),
-      (error: unknown) => error instanceof UsageError && /holds a run on embedded tsalign\., not kafka tsalign\..*new --data-dir/.test(error.message),
+      (error: unknown) => error instanceof UsageError && /contains a run on embedded tsalign\., not kafka tsalign\..*new --data-dir/.test(error.message),
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
